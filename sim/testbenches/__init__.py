@@ -1,0 +1,1 @@
+"""cocotb testbenches; each module is loaded by cocotb inside the HDL simulator."""
