@@ -289,7 +289,7 @@ def _parse_input(obj: Any) -> InputSpec:
 
 
 def _parse_layer(
-    obj: Any, index: int, in_shape: tuple[int, ...], arrays: dict[str, np.ndarray]
+    obj: Any, index: int, is_last: bool, in_shape: tuple[int, ...], arrays: dict[str, np.ndarray]
 ) -> Layer:
     where = f"layers[{index}]"
     if not isinstance(obj, dict):
@@ -343,6 +343,12 @@ def _parse_layer(
             )
     _check_range(weight, *signed_range(w_bits), f"{where}.weight")
     fire = _choice(obj, "fire", where, FIRE_MODES)
+    if is_last and fire != "accum":
+        raise _fail(
+            f"{where}.fire", "the last layer must be 'accum' (its potentials are the output)"
+        )
+    if not is_last and fire != "lif":
+        raise _fail(f"{where}.fire", "only the last layer may be 'accum'")
     layer = Layer(
         name=name,
         kind=kind,
@@ -392,22 +398,11 @@ def bundle_from_manifest(manifest: Any, arrays: dict[str, np.ndarray]) -> Bundle
     layers: list[Layer] = []
     in_shape = spec.shape
     for index, obj in enumerate(layers_obj):
-        layer = _parse_layer(obj, index, in_shape, arrays)
+        layer = _parse_layer(obj, index, index == len(layers_obj) - 1, in_shape, arrays)
         if any(existing.name == layer.name for existing in layers):
             raise _fail(f"layers[{index}].name", f"duplicate layer name {layer.name!r}")
         layers.append(layer)
         in_shape = layer.out_shape
-    for index, layer in enumerate(layers):
-        is_last = index == len(layers) - 1
-        if is_last and layer.fire != "accum":
-            raise _fail(
-                f"layers[{index}] ({layer.name}).fire",
-                "the last layer must be 'accum' (its potentials are the output)",
-            )
-        if not is_last and layer.fire != "lif":
-            raise _fail(
-                f"layers[{index}] ({layer.name}).fire", "only the last layer may be 'accum'"
-            )
     meta = manifest.get("meta", {})
     if not isinstance(meta, dict):
         raise _fail("meta", "must be an object")
