@@ -48,3 +48,10 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Throughput figures: the golden integer model beside float PyTorch inference."""
+    _install_project(session)
+    session.run("python", "-m", "sim.bench", *session.posargs)

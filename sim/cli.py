@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 #: subcommand -> (module holding ``add_arguments(parser)`` and ``main(args) -> int``, help line)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("sim.run_cli", "run a bundle on the golden integer model"),
+}
 
 
 class UsageError(Exception):

@@ -122,6 +122,17 @@ def exact_engine(bound: int) -> str:
     raise OverflowError(f"partial sums up to {bound} exceed int64; no exact engine")
 
 
+def state_dtype(layer: Layer, bound: int) -> type[np.signedinteger]:
+    """int32 when every value of the neuron update (``v * lam``, ``leak(v) + a``) fits, else int64.
+
+    The update is dtype-preserving, so a narrower state only makes it faster, never different.
+    """
+    v_max = 1 << (layer.v_bits - 1)
+    product = v_max * (layer.leak.lam if layer.leak.mode == "mult" else 1)
+    a_max = (bound >> layer.input_shift) + int(np.abs(layer.bias_vector()).max())
+    return np.int32 if max(product, v_max + a_max + 1) < 2**31 else np.int64
+
+
 def _conv_columns(x: np.ndarray, layer: Layer) -> np.ndarray:
     """im2col: ``[B, C, H, W]`` -> ``[B, Ho, Wo, C*kh*kw]`` for ``layer``'s stride and padding."""
     kh, kw = layer.weight.shape[2:]
@@ -133,7 +144,11 @@ def _conv_columns(x: np.ndarray, layer: Layer) -> np.ndarray:
 
 
 def synaptic_input(
-    layer: Layer, x: np.ndarray, engine: str, weight: np.ndarray | None = None
+    layer: Layer,
+    x: np.ndarray,
+    engine: str,
+    weight: np.ndarray | None = None,
+    out_dtype: type[np.signedinteger] = np.int64,
 ) -> np.ndarray:
     """Exact ``s = W·x`` for a batch ``[B, *layer.in_shape]``; returns int64 ``[B, n_out]``.
 
@@ -148,7 +163,7 @@ def synaptic_input(
         cols = _conv_columns(x.reshape(batch, *layer.in_shape).astype(dtype), layer)
         s = cols @ w.reshape(w.shape[0], -1).astype(dtype).T  # [B, Ho, Wo, O]
         s = s.transpose(0, 3, 1, 2)
-    return s.reshape(batch, -1).astype(np.int64)
+    return s.reshape(batch, -1).astype(out_dtype)
 
 
 def _synaptic_ops(layer: Layer, event_counts: np.ndarray) -> int:
@@ -169,14 +184,16 @@ def _run_layer(
     """One layer over all steps. ``x``: ``[N, *in]`` if ``static`` (same input every step) else
     ``[N, T, *in]``. Returns spikes ``[N,T,n_out]``, final v ``[N,n_out]``, potentials, engine."""
     n = x.shape[0]
-    engine = exact_engine(sum_bound(layer.weight, max_abs_input))
     flat = x if static else x.reshape(n * timesteps, *layer.in_shape)
-    s = synaptic_input(layer, flat, engine)
-    a = (s >> layer.input_shift) + layer.bias_vector()
+    bound = sum_bound(layer.weight, max_abs_input)
+    engine, dtype = exact_engine(bound), state_dtype(layer, bound)
+    s = synaptic_input(layer, flat, engine, out_dtype=dtype if bound < 2**31 else np.int64)
+    a = (s >> layer.input_shift) + layer.bias_vector().astype(dtype)
+    a = a.astype(dtype, copy=False)
     if not static:
         a = a.reshape(n, timesteps, -1)
-    theta = layer.theta_vector()
-    v = np.zeros((n, layer.n_out), dtype=np.int64)
+    theta = layer.theta_vector().astype(dtype)
+    v = np.zeros((n, layer.n_out), dtype=dtype)
     spikes = np.zeros((n, timesteps, layer.n_out), dtype=np.uint8)
     potentials = np.zeros((n, timesteps, layer.n_out), dtype=np.int64) if record else None
     for t in range(timesteps):

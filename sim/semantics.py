@@ -77,14 +77,13 @@ def neuron_step(
 
     ``a`` is the already shifted and biased input ``(s >> input_shift) + bias``.
     """
-    u = saturate(leak.apply(v) + a, v_bits)
+    u = leak.apply(v) + a
+    np.clip(u, *signed_range(v_bits), out=u)  # sat(): clamp, never wrap
     if fire == "accum":
         return u, np.zeros(u.shape, dtype=np.uint8)
     spike = u >= theta
     if reset == "sub":
-        v_next = np.where(spike, u - theta, u)
+        u -= theta * spike
     elif reset == "zero":
-        v_next = np.where(spike, 0, u)
-    else:
-        v_next = u
-    return v_next, spike.astype(np.uint8)
+        u *= ~spike
+    return u, spike.view(np.uint8)
