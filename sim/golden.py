@@ -179,15 +179,28 @@ def _synaptic_ops(layer: Layer, event_counts: np.ndarray) -> int:
 
 
 def _run_layer(
-    layer: Layer, x: np.ndarray, timesteps: int, static: bool, max_abs_input: int, record: bool
+    layer: Layer,
+    x: np.ndarray,
+    timesteps: int,
+    static: bool,
+    max_abs_input: int,
+    record: bool,
+    sums: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
     """One layer over all steps. ``x``: ``[N, *in]`` if ``static`` (same input every step) else
-    ``[N, T, *in]``. Returns spikes ``[N,T,n_out]``, final v ``[N,n_out]``, potentials, engine."""
+    ``[N, T, *in]``. Returns spikes ``[N,T,n_out]``, final v ``[N,n_out]``, potentials, engine.
+    ``sums`` (``[N, n_out]`` or ``[N, T, n_out]``) replaces the synaptic input (engine "given")."""
     n = x.shape[0]
     flat = x if static else x.reshape(n * timesteps, *layer.in_shape)
     bound = sum_bound(layer.weight, max_abs_input)
+    if sums is not None:
+        bound = max(bound, int(np.abs(sums).max(initial=0)))
     engine, dtype = exact_engine(bound), state_dtype(layer, bound)
-    s = synaptic_input(layer, flat, engine, out_dtype=dtype if bound < 2**31 else np.int64)
+    if sums is None:
+        s = synaptic_input(layer, flat, engine, out_dtype=dtype if bound < 2**31 else np.int64)
+    else:
+        s = sums.reshape(flat.shape[0], -1).astype(dtype if bound < 2**31 else np.int64)
+        engine = "given"
     a = (s >> layer.input_shift) + layer.bias_vector().astype(dtype)
     a = a.astype(dtype, copy=False)
     if not static:
@@ -205,7 +218,7 @@ def _run_layer(
     return spikes, v, potentials, engine
 
 
-def _run_chunk(bundle: Bundle, x: np.ndarray, record: bool):
+def _run_chunk(bundle: Bundle, x: np.ndarray, record: bool, first_sums: np.ndarray | None):
     t_steps = bundle.timesteps
     static = bundle.input.encoding == "direct"
     lo, hi = bundle.input.code_range
@@ -219,7 +232,7 @@ def _run_chunk(bundle: Bundle, x: np.ndarray, record: bool):
             events = events * t_steps
         syn_ops = _synaptic_ops(layer, events)
         out, v, pot, engines[layer.name] = _run_layer(
-            layer, layer_input, t_steps, static, max_abs, record
+            layer, layer_input, t_steps, static, max_abs, record, first_sums
         )
         counters[layer.name] = LayerCounters(
             input_events=int(events.sum()),
@@ -232,21 +245,36 @@ def _run_chunk(bundle: Bundle, x: np.ndarray, record: bool):
         spikes[layer.name] = out.reshape(x.shape[0], t_steps, *layer.out_shape)
         if pot is not None:
             potentials[layer.name] = pot.reshape(x.shape[0], t_steps, *layer.out_shape)
-        layer_input, static, multibit, max_abs = out, False, False, 1
+        layer_input, static, multibit, max_abs, first_sums = out, False, False, 1, None
     return spikes, v, potentials, counters, engines
 
 
 def run(
-    bundle: Bundle, x: np.ndarray, *, record_potentials: bool = False, chunk: int = DEFAULT_CHUNK
+    bundle: Bundle,
+    x: np.ndarray,
+    *,
+    record_potentials: bool = False,
+    chunk: int = DEFAULT_CHUNK,
+    first_layer_sums: np.ndarray | None = None,
 ) -> GoldenResult:
     """Run ``bundle`` on inputs ``x`` (see ``check_input``); vectorised over the batch.
 
     With ``record_potentials``, ``potentials[layer]`` holds every neuron's ``v`` at the end of
     every step ``[N,T,*out_shape]`` (the values a hardware read port shows after each TICK).
+    ``first_layer_sums`` replaces layer 1's synaptic input ``s`` (e.g. the PIM model's): integers
+    ``[N, n_out]`` for ``direct`` encoding (the same every step), ``[N, T, n_out]`` for ``spikes``.
     """
     x = check_input(bundle, x)
+    if first_layer_sums is not None:
+        first_layer_sums = _check_sums(bundle, x, first_layer_sums)
     parts = [
-        _run_chunk(bundle, x[i : i + chunk], record_potentials) for i in range(0, x.shape[0], chunk)
+        _run_chunk(
+            bundle,
+            x[i : i + chunk],
+            record_potentials,
+            None if first_layer_sums is None else first_layer_sums[i : i + chunk],
+        )
+        for i in range(0, x.shape[0], chunk)
     ]
     names = [layer.name for layer in bundle.layers]
     spikes = {name: np.concatenate([p[0][name] for p in parts]) for name in names}
@@ -268,6 +296,19 @@ def run(
         engines=parts[0][4],
         potentials=potentials,
     )
+
+
+def _check_sums(bundle: Bundle, x: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """``first_layer_sums`` as int64, after checking its shape and dtype against the input."""
+    sums = np.asarray(sums)
+    n_out, static = bundle.layers[0].n_out, bundle.input.encoding == "direct"
+    shape = (x.shape[0], n_out) if static else (x.shape[0], bundle.timesteps, n_out)
+    if sums.shape != shape or sums.dtype.kind not in "iu":
+        raise InputError(
+            f"first_layer_sums must be integers of shape {list(shape)}, got {sums.dtype} "
+            f"{list(sums.shape)}"
+        )
+    return sums.astype(np.int64)
 
 
 def accuracy(result: GoldenResult, labels: np.ndarray) -> float:
