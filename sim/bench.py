@@ -52,16 +52,23 @@ def benchmark_bundle(
     return validate(Bundle(timesteps=timesteps, input=spec, layers=layers))
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds per call of each function, timed in alternation so drift hits all alike."""
-    for fn in fns.values():
-        fn()  # warm-up
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], repeats: int, rounds: int = 5
+) -> dict[str, float]:
+    """Median seconds per call of each function, timed in alternating blocks.
+
+    Blocks (not single calls) keep one library's idle worker threads from competing with the
+    other's; alternating them spreads machine drift over all the contenders alike.
+    """
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
+    per_round = max(1, repeats // rounds)
+    for _ in range(rounds):
         for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+            fn()  # warm-up: the library's thread pool and caches
+            for _ in range(per_round):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
