@@ -237,7 +237,7 @@ class CoreConfig:
             (params.neuron_threshold or np.all(theta == theta[0]), "per-neuron theta unsupported"),
             (params.bias or not np.any(bias), "bias unsupported by this core"),
             (_within(bias, params.bias_bits), "bias outside the signed bias_bits range"),
-            (self.leak.mode in params.leak_modes, f"leak mode {self.leak.mode} not built"),
+            (self.leak.mode in (*params.leak_modes, "none"), f"leak {self.leak.mode} not built"),
             (0 <= self.leak.frac <= params.max_frac, "leak frac above max_frac"),
             (0 <= self.leak.lam <= 1 << self.leak.frac, "leak lam outside 0..2^frac"),
             (1 <= self.leak.k < params.v_bits, "leak k outside 1..v_bits-1"),
@@ -407,7 +407,11 @@ class Core(wiring.Component):
             weights=np.zeros((params.n_neurons, params.n_axons), dtype=np.int64),
             theta=signed_range(params.v_bits)[1],
         )
-        self.init.validate(params)
+        try:
+            self.init.validate(params)
+        except ValueError:
+            self._MustUse__silence = True  # never elaborated: no "unused" warning at exit
+            raise
         super().__init__(
             {
                 "i": In(stream.Signature(params.in_layout())),
@@ -425,8 +429,8 @@ class Core(wiring.Component):
         self._issue(m)
         self._accumulate(m)
         self._update(m)
-        self._config_port(m)
         self._counters(m)
+        self._config_port(m)
         return m
 
     def _rows(self, m: Module, name: str, shape, depth: int, init: list):
@@ -478,6 +482,21 @@ class Core(wiring.Component):
         self.theta_reg = Signal(signed(p.v_bits), init=values[Reg.THETA])
         self.advance = Signal()
         self.idle = Signal()
+        self.clear_counters = Signal()
+
+    def _ctrl_registers(self) -> dict[Reg, Value]:
+        """The writable CTRL registers."""
+        ncfg = self.ncfg
+        return {
+            Reg.LEAK: ncfg.leak,
+            Reg.RESET: ncfg.reset,
+            Reg.FIRE: ncfg.fire,
+            Reg.LAM: ncfg.lam,
+            Reg.FRAC: ncfg.frac,
+            Reg.K: ncfg.k,
+            Reg.INPUT_SHIFT: ncfg.input_shift,
+            Reg.THETA: self.theta_reg,
+        }
 
     # -- event engine: accept events, issue one memory operation a cycle -------------------
 
@@ -755,20 +774,9 @@ class Core(wiring.Component):
         ]
 
     def _ctrl_write(self, m: Module, index, wdata) -> None:
-        ncfg = self.ncfg
-        targets = {
-            Reg.LEAK: ncfg.leak,
-            Reg.RESET: ncfg.reset,
-            Reg.FIRE: ncfg.fire,
-            Reg.LAM: ncfg.lam,
-            Reg.FRAC: ncfg.frac,
-            Reg.K: ncfg.k,
-            Reg.INPUT_SHIFT: ncfg.input_shift,
-            Reg.THETA: self.theta_reg,
-        }
-        self.clear_counters = Signal()
+        """Write a CTRL register; a write to any counter clears all four."""
         with m.Switch(index):
-            for reg, target in targets.items():
+            for reg, target in self._ctrl_registers().items():
                 with m.Case(reg):
                     m.d.sync += target.eq(wdata[: len(Value.cast(target))])
             with m.Case(*COUNTER_REGS):
@@ -790,7 +798,6 @@ class Core(wiring.Component):
             for rp in (self.theta_rp, self.bias_rp):
                 if rp is not None:
                     m.d.comb += rp.addr.eq(group)
-        self.ctrl_read = Signal(CFG_DATA_BITS)
         sources = {
             Region.WEIGHT: self.w_rp,
             Region.ACC: self.acc_rp,
@@ -800,13 +807,15 @@ class Core(wiring.Component):
         }
         with m.Switch(r_region):
             with m.Case(Region.CTRL):
-                m.d.comb += cfg.rdata.eq(self.ctrl_read)
+                with m.Switch(r_index):
+                    for reg, value in {**self._ctrl_registers(), **self.counters}.items():
+                        with m.Case(reg):
+                            m.d.comb += cfg.rdata.eq(value)
             for region_code, rp in sources.items():
                 if rp is not None:
                     with m.Case(region_code):
                         lanes = [rp.data[lane] for lane in range(p.lanes)]
                         m.d.comb += cfg.rdata.eq(_pick(m, lanes, r_lane))
-        self._r_index = r_index
 
     # -- counters ---------------------------------------------------------------------------
 
@@ -821,29 +830,14 @@ class Core(wiring.Component):
             Reg.OUT_SPIKES: self.out_spike,
             Reg.BUSY_CYCLES: self.in_fire | ~self.idle,
         }
-        values = {}
+        self.counters: dict[Reg, Signal] = {}
         for reg, inc in increments.items():
             counter = Signal(p.counter_bits, name=f"count_{reg.name.lower()}")
             with m.If(self.clear_counters):
                 m.d.sync += counter.eq(0)
             with m.Else():
                 m.d.sync += counter.eq(counter + inc)
-            values[reg] = counter
-        regs = {
-            Reg.LEAK: self.ncfg.leak,
-            Reg.RESET: self.ncfg.reset,
-            Reg.FIRE: self.ncfg.fire,
-            Reg.LAM: self.ncfg.lam,
-            Reg.FRAC: self.ncfg.frac,
-            Reg.K: self.ncfg.k,
-            Reg.INPUT_SHIFT: self.ncfg.input_shift,
-            Reg.THETA: self.theta_reg,
-            **values,
-        }
-        with m.Switch(self._r_index):
-            for reg, value in regs.items():
-                with m.Case(reg):
-                    m.d.comb += self.ctrl_read.eq(value)
+            self.counters[reg] = counter
 
 
 def _pick(m: Module, values: list, select) -> Signal:
