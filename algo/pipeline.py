@@ -55,6 +55,7 @@ class TrainConfig:
     balance_samples: int = 128
     seed: int = 0
     eval_every: int = 1
+    augment: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +130,27 @@ def evaluate(net: SNN, codes: np.ndarray, labels: np.ndarray, mode: str, seed: i
     return float(np.mean(predict(net, x, mode) == labels))
 
 
+def augment_batch(codes: Tensor, generator: torch.Generator, shift: int = 2) -> Tensor:
+    """Random horizontal flips and shifts of up to ``shift`` pixels (zero fill), per sample.
+
+    ``codes``: ``[B, C, H, W]`` integer codes; the values are never changed, only moved.
+    """
+    b, _, h, w = codes.shape
+    flip = torch.rand(b, generator=generator) < 0.5
+    codes = torch.where(flip.view(b, 1, 1, 1), codes.flip(3), codes)
+    padded = F.pad(codes, (shift, shift, shift, shift))
+    dy = torch.randint(0, 2 * shift + 1, (b,), generator=generator)
+    dx = torch.randint(0, 2 * shift + 1, (b,), generator=generator)
+    rows = (
+        (dy.view(b, 1) + torch.arange(h))
+        .view(b, 1, h, 1)
+        .expand(b, codes.shape[1], h, w + 2 * shift)
+    )
+    out = padded.gather(2, rows)
+    cols = (dx.view(b, 1) + torch.arange(w)).view(b, 1, 1, w).expand(b, codes.shape[1], h, w)
+    return out.gather(3, cols)
+
+
 def constrain(net: SNN) -> None:
     """Keep leaks in [0, 1] and thresholds positive after an optimiser step."""
     with torch.no_grad():
@@ -151,8 +173,12 @@ def fit(
     weight_decay: float = 0.0,
     seed: int = 0,
     eval_every: int = 1,
+    augment: bool = False,
 ) -> None:
-    """Train ``net`` in ``mode`` with Adam and cosine decay; evaluates on the test split."""
+    """Train ``net`` in ``mode`` with Adam and cosine decay; evaluates on the test split.
+
+    ``augment`` applies ``augment_batch`` (flips and small shifts) to every training batch.
+    """
     if epochs <= 0:
         return
     from tqdm import tqdm
@@ -163,6 +189,7 @@ def fit(
     batches = math.ceil(len(data.y_train) / batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * batches)
     rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
     x_all, y_all = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
     bar = tqdm(
         total=epochs * batches,
@@ -177,7 +204,10 @@ def fit(
         order = torch.as_tensor(rng.permutation(len(y_all)))
         for b in range(batches):
             idx = order[b * batch_size : (b + 1) * batch_size]
-            logits = net(x_all[idx])
+            batch = x_all[idx]
+            if augment and batch.dim() == 4:
+                batch = augment_batch(batch, generator)
+            logits = net(batch)
             loss = F.cross_entropy(logits, y_all[idx])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -198,6 +228,12 @@ def fit(
         if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
             record["test_acc"] = evaluate(net, data.x_test, data.y_test, mode, trainer.eval_seed)
         trainer.history.append(record)
+        if not trainer.progress:
+            trainer.log(
+                f"{phase} epoch {epoch + 1}/{epochs}: loss {record['loss']:.4f}, train "
+                f"{record['train_acc']:.4f}, test {record.get('test_acc', math.nan):.4f} "
+                f"({record['seconds']:.1f} s)"
+            )
         bar.set_postfix(
             loss=f"{record['loss']:.3f}", test=f"{record.get('test_acc', math.nan):.4f}"
         )
@@ -263,6 +299,7 @@ def start_bittrue(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer
         batch_size=config.batch_size,
         seed=config.seed + 3,
         eval_every=config.eval_every,
+        augment=config.augment,
     )
 
 
@@ -299,6 +336,7 @@ def hybrid(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer) -> No
         weight_decay=config.weight_decay,
         seed=config.seed,
         eval_every=config.eval_every,
+        augment=config.augment,
     )
     thresholds = balance_thresholds(
         net,
@@ -339,6 +377,7 @@ def _snn_then_bittrue(net: SNN, data: Dataset, config: TrainConfig, trainer: Tra
         weight_decay=config.weight_decay,
         seed=config.seed + 1,
         eval_every=config.eval_every,
+        augment=config.augment,
     )
     start_bittrue(net, data, config, trainer)
 

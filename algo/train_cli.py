@@ -61,6 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--ann-lr", type=float, default=1e-3)
     add("--snn-lr", type=float, default=1e-3)
     add("--bittrue-lr", type=float, default=2e-4)
+    add("--augment", action="store_true", help="random flips and 2-pixel shifts (image sets)")
+    add("--eval-every", type=int, default=1, metavar="N", help="test accuracy every N epochs")
     add("--seed", type=int, default=0)
     add("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     add("--limit-train", type=int, metavar="N", help="use only the first N training samples")
@@ -88,6 +90,8 @@ def _config(args: argparse.Namespace) -> Any:
         raise UsageError(f"--timesteps must be at least 1, got {pick['timesteps']}")
     if not 0.0 <= pick["dropout"] < 1.0:
         raise UsageError(f"--dropout must be in [0, 1), got {pick['dropout']}")
+    if args.eval_every < 1:
+        raise UsageError(f"--eval-every must be at least 1, got {args.eval_every}")
     if pick["batch_size"] < 1:
         raise UsageError(f"--batch-size must be at least 1, got {pick['batch_size']}")
     return TrainConfig(
@@ -104,6 +108,8 @@ def _config(args: argparse.Namespace) -> Any:
         snn_lr=args.snn_lr,
         bittrue_lr=args.bittrue_lr,
         seed=args.seed,
+        augment=args.augment,
+        eval_every=args.eval_every,
     )
 
 

@@ -117,3 +117,20 @@ def test_default_digits_training_reaches_97_percent_in_five_minutes(tmp_path):
     assert metrics["accuracy"]["golden"] >= 0.97
     assert metrics["timesteps"] <= 5 and metrics["w_bits"] == 6
     assert elapsed < 300
+
+
+def test_augmentation_only_moves_codes():
+    import torch
+
+    from algo.pipeline import augment_batch
+
+    x = torch.randint(1, 256, (64, 1, 28, 28))
+    y = augment_batch(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert set(torch.unique(y).tolist()) <= set(torch.unique(x).tolist()) | {0}
+    flipped_or_shifted = sum(not torch.equal(a, b) for a, b in zip(x, y, strict=True))
+    assert flipped_or_shifted > 48  # 1/2 unflipped x 1/25 unshifted stay put
+    centred = augment_batch(x, torch.Generator().manual_seed(0), shift=0)
+    assert all(
+        torch.equal(a, b) or torch.equal(a, b.flip(2)) for a, b in zip(x, centred, strict=True)
+    )
