@@ -850,6 +850,49 @@ def _pick(m: Module, values: list, select) -> Signal:
     return out
 
 
+def core_for_layer(
+    layer,
+    *,
+    lanes: int = 1,
+    load: bool = False,
+    load_bits: int = 16,
+    leak_modes: tuple[str, ...] | None = None,
+) -> tuple[CoreParams, CoreConfig]:
+    """A core sized for a ``linear`` bundle layer (``sim.bundle.Layer``) and its configuration.
+
+    Per-neuron thresholds and the bias memory are built only when the layer needs them; the
+    leak hardware only for the layer's mode unless ``leak_modes`` says otherwise.
+    """
+    if layer.kind != "linear":
+        raise ValueError(f"layer {layer.name!r}: a core runs linear layers, not {layer.kind}")
+    theta, bias = layer.theta_vector(), layer.bias_vector()
+    modes = tuple(m for m in (layer.leak.mode,) if m != "none")
+    params = CoreParams(
+        n_axons=layer.n_in,
+        n_neurons=layer.n_out,
+        w_bits=layer.w_bits,
+        v_bits=layer.v_bits,
+        lanes=lanes,
+        neuron_threshold=bool(np.any(theta != theta[0])),
+        bias=bool(np.any(bias != 0)),
+        load=load,
+        load_bits=load_bits,
+        max_frac=max(16, layer.leak.frac),
+        leak_modes=modes if leak_modes is None else leak_modes,
+    )
+    config = CoreConfig(
+        weights=np.asarray(layer.weight, dtype=np.int64),
+        theta=theta if params.neuron_threshold else int(theta[0]),
+        bias=bias if params.bias else None,
+        leak=layer.leak,
+        reset=layer.reset,
+        fire=layer.fire,
+        input_shift=layer.input_shift,
+    )
+    config.validate(params)
+    return params, config
+
+
 def core_verilog(params: CoreParams, init: CoreConfig | None = None, name: str = "sf_core") -> str:
     """Verilog of a core with these parameters (memory contents ``init``), lint waivers included."""
     from rtl.emit import convert
