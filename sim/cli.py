@@ -15,6 +15,10 @@ from importlib.metadata import PackageNotFoundError, version
 #: subcommand -> (module holding ``add_arguments(parser)`` and ``main(args) -> int``, help line)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("sim.run_cli", "run a bundle on the golden integer model"),
+    "pim-sweep": (
+        "pim.sweep_cli",
+        "accuracy with the first layer in SRAM-PIM vs ADC bits and analog non-idealities",
+    ),
 }
 
 
