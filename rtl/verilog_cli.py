@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated leak modes built in hardware (default: all)",
     )
     add("--name", default="sf_core", help="Verilog module name (default sf_core)")
-    add("--out", type=Path, required=True, help="output .v file, or a directory for NAME.v")
+    add("--out", type=Path, required=True, help="a .v file, or a directory for NAME.v")
     add("--lint", action="store_true", help="run verilator --lint-only -Wall on the result")
 
 
@@ -62,7 +62,8 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = args.out / f"{args.name}.v" if args.out.is_dir() else args.out
+    is_file = args.out.suffix in (".v", ".sv") and not args.out.is_dir()
+    out = args.out if is_file else args.out / f"{args.name}.v"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(core_verilog(params, name=args.name))
     print(f"wrote {out} ({params.groups} lane groups, acc_bits {params.acc_bits})")

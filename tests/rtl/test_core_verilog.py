@@ -55,11 +55,16 @@ def _cli(argv: list[str]) -> int:
 
 def test_cli_writes_and_lints(tmp_path, capsys):
     options = ["--n-axons", "20", "--n-neurons", "9", "--lanes", "4", "--bias", "--load"]
-    rc = _cli([*options, "--name", "my_core", "--out", str(tmp_path), "--lint"])
+    rc = _cli([*options, "--name", "my_core", "--out", str(tmp_path / "new"), "--lint"])
     assert rc == 0, capsys.readouterr().err
-    text = (tmp_path / "my_core.v").read_text()
+    text = (tmp_path / "new" / "my_core.v").read_text()
     assert "module my_core(" in text
     assert "clean" in capsys.readouterr().out
+
+
+def test_cli_writes_a_named_file(tmp_path):
+    assert _cli(["--n-axons", "3", "--n-neurons", "2", "--out", str(tmp_path / "x.v")]) == 0
+    assert "module sf_core(" in (tmp_path / "x.v").read_text()
 
 
 def test_cli_rejects_bad_parameters(tmp_path, capsys):
