@@ -1,6 +1,6 @@
 """Command line for one core's Verilog: ``add_arguments(parser)`` and ``main(args)``.
 
-Meant to be mounted as a sub-command (``spikeforge core-verilog ...``); also runs on its own:
+Mounted as ``spikeforge verilog --n-axons ... --out ...``; also runs on its own:
 ``python -m rtl.verilog_cli --n-axons 64 --n-neurons 32 --lanes 4 --out core.v --lint``.
 """
 
@@ -57,11 +57,12 @@ def params_from_args(args: argparse.Namespace) -> CoreParams:
 
 def main(args: argparse.Namespace) -> int:
     """Write the Verilog (and lint it when asked); 0 on success, 2 on bad parameters."""
+    from sim.cli import UsageError
+
     try:
         params = params_from_args(args)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     is_file = args.out.suffix in (".v", ".sv") and not args.out.is_dir()
     out = args.out if is_file else args.out / f"{args.name}.v"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 #: subcommand -> (module holding ``add_arguments(parser)`` and ``main(args) -> int``, help line)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("sim.run_cli", "run a bundle on the golden integer model"),
+    "verilog": ("rtl.verilog_cli", "write a neurosynaptic core's Verilog for given parameters"),
     "pim-sweep": (
         "pim.sweep_cli",
         "accuracy with the first layer in SRAM-PIM vs ADC bits and analog non-idealities",

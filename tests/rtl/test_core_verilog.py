@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 
 import pytest
 
-from rtl import verilog_cli
 from rtl.core import CoreParams, core_verilog
 from rtl.emit import LINT_WAIVERS, kick_combinational, lint
+from sim import cli
 
 LINT_PARAMS = [
     CoreParams(n_axons=1, n_neurons=1),
@@ -48,9 +47,7 @@ def test_combinational_kick_rewrite():
 
 
 def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    verilog_cli.add_arguments(parser)
-    return verilog_cli.main(parser.parse_args(argv))
+    return cli.main(["verilog", *argv])
 
 
 def test_cli_writes_and_lints(tmp_path, capsys):

@@ -9,8 +9,9 @@ import sys
 import pytest
 from amaranth.sim import Simulator
 
+from rtl import emit
 from rtl.saturate import SaturatingAccumulator
-from sim.flow import run_cocotb, write_verilog
+from sim.flow import run_cocotb
 from sim.semantics import saturate
 from sim.toolchain import (
     ToolchainError,
@@ -74,7 +75,7 @@ CYCLES = 10_000
 
 def test_accumulator_verilog_matches_model_every_cycle(simulator, tmp_path):
     """The real flow: Amaranth -> Verilog -> cocotb under each simulator, every cycle compared."""
-    verilog = write_verilog(SaturatingAccumulator(8, 12), "sat_acc", tmp_path / "sat_acc.v")
+    verilog = emit.write(SaturatingAccumulator(8, 12), "sat_acc", tmp_path / "sat_acc.v")
     report = run_cocotb(
         sources=[verilog],
         toplevel="sat_acc",
