@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("sim.run_cli", "run a bundle on the golden integer model"),
     "verilog": ("rtl.verilog_cli", "write a neurosynaptic core's Verilog for given parameters"),
+    "rtl-sim": ("sim.rtl_sim_cli", "run a bundle on its generated chip (cocotb), check vs golden"),
     "pim-sweep": (
         "pim.sweep_cli",
         "accuracy with the first layer in SRAM-PIM vs ADC bits and analog non-idealities",
