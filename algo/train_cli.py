@@ -231,7 +231,15 @@ def main(args: argparse.Namespace) -> int:
                 "threshold": layer.threshold
                 if not hasattr(layer.threshold, "shape")
                 else "per-neuron",
-                "leak": vars(layer.leak),
+                "leak": {
+                    "mode": layer.leak.mode,
+                    **(
+                        {"lam": layer.leak.lam, "frac": layer.leak.frac}
+                        if layer.leak.mode == "mult"
+                        else {}
+                    ),
+                    **({"k": layer.leak.k} if layer.leak.mode == "shift" else {}),
+                },
                 "input_shift": layer.input_shift,
             }
             for layer in bundle.layers
