@@ -41,7 +41,7 @@ from sim.golden import sum_bound, synaptic_input
 FEEDS = ("auto", "pim", "sums")
 #: Widest LOAD value a core accumulates exactly (its accumulator is at most 32 bits).
 MAX_LOAD_BITS = 29
-#: Bits of the ``repeat`` input (steps per sample for direct encoding).
+#: Bits of the ``passes`` input (steps per sample for direct encoding).
 REPEAT_BITS = 16
 
 
@@ -407,8 +407,8 @@ class Chip(wiring.Component):
     **Ports** (host side):
 
     * ``wr`` (``en``, ``addr``, ``data``): write one input-buffer word a cycle (while idle).
-    * ``start`` (pulse) with ``count`` (words per pass) and ``repeat`` (passes): run a sample:
-      ``CLEAR``, then the words ``repeat`` times. ``busy`` stays high until the last layer has
+    * ``start`` (pulse) with ``count`` (words per pass) and ``passes``: run a sample:
+      ``CLEAR``, then the words ``passes`` times. ``busy`` stays high until the last layer has
       finished its last step.
     * ``cfg`` (``valid``, ``write``, ``addr``, ``wdata`` -> ``ready``, ``rvalid``, ``rdata``
       the cycle after a read): ``addr = target << sub_bits | sub``; target ``k < n_cores`` is
@@ -429,7 +429,7 @@ class Chip(wiring.Component):
                 "wr": In(self.player.wr.signature.flip()),
                 "start": In(1),
                 "count": In(range(self.player.depth + 1)),
-                "repeat": In(REPEAT_BITS),
+                "passes": In(REPEAT_BITS),
                 "busy": Out(1),
                 "cfg": In(
                     wiring.Signature(
@@ -457,7 +457,7 @@ class Chip(wiring.Component):
         m.d.comb += [
             player.start.eq(self.start),
             player.count.eq(self.count),
-            player.repeat.eq(self.repeat),
+            player.passes.eq(self.passes),
         ]
         cores = [s.build() for s in plan.slices]
         for k, core in enumerate(cores):

@@ -23,10 +23,10 @@ def stage_layout(index_bits: int, value_bits: int = 0) -> data.StructLayout:
 
 
 class Player(wiring.Component):
-    """Plays a sample out of the input buffer: ``CLEAR``, then ``repeat`` passes over its words.
+    """Plays a sample out of the input buffer: ``CLEAR``, then ``passes`` passes over its words.
 
     The host writes words (``wr``) while the player is idle, then pulses ``start`` with
-    ``count`` (words per pass) and ``repeat``. Words are first-stage events (op in the low two
+    ``count`` (words per pass) and ``passes``. Words are first-stage events (op in the low two
     bits; a ``TICK`` word ends a step). ``done`` is high once every word has been sent;
     ``tick`` pulses when a ``TICK`` leaves.
     """
@@ -41,7 +41,7 @@ class Player(wiring.Component):
                 ),
                 "start": In(1),
                 "count": In(range(self.depth + 1)),
-                "repeat": In(repeat_bits),
+                "passes": In(repeat_bits),
                 "o": Out(stream.Signature(unsigned(word_bits))),
                 "done": Out(1, init=1),
                 "tick": Out(1),
@@ -54,10 +54,10 @@ class Player(wiring.Component):
         wp, rp = buffer.write_port(), buffer.read_port()
         m.d.comb += [wp.en.eq(self.wr.en), wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data)]
 
-        count, repeat = Signal.like(self.count), Signal.like(self.repeat)
-        ptr, passes = Signal.like(self.count), Signal.like(self.repeat)
+        count, total = Signal.like(self.count), Signal.like(self.passes)
+        ptr, done_passes = Signal.like(self.count), Signal.like(self.passes)
         clearing, have = Signal(), Signal()
-        more = (passes < repeat) & (count != 0)
+        more = (done_passes < total) & (count != 0)
         fire = self.o.valid & self.o.ready
         advance = ~clearing & (~have | fire)
         m.d.comb += [
@@ -70,9 +70,9 @@ class Player(wiring.Component):
         with m.If(self.start):
             m.d.sync += [
                 count.eq(self.count),
-                repeat.eq(self.repeat),
+                total.eq(self.passes),
                 ptr.eq(0),
-                passes.eq(0),
+                done_passes.eq(0),
                 clearing.eq(1),
                 have.eq(0),
                 self.done.eq(0),
@@ -84,7 +84,7 @@ class Player(wiring.Component):
             m.d.sync += have.eq(more)
             with m.If(more):
                 last = ptr == count - 1
-                m.d.sync += [ptr.eq(Mux(last, 0, ptr + 1)), passes.eq(passes + last)]
+                m.d.sync += [ptr.eq(Mux(last, 0, ptr + 1)), done_passes.eq(done_passes + last)]
             with m.Else():
                 m.d.sync += self.done.eq(1)
         return m

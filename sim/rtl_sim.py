@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
 
-from rtl.chip import ChipOptions, ChipPlan, chip_verilog, plan_chip
+from rtl.chip import Chip, ChipOptions, ChipPlan, plan_chip
 from rtl.core import COUNTER_REGS, Reg
 from sim.bundle import Bundle
 from sim.golden import GoldenResult, LayerCounters
@@ -75,6 +78,83 @@ def max_cycles(plan: ChipPlan) -> int:
     return 4 * (t * work + plan.depth * plan.repeat() * 2) + 10_000
 
 
+class MultiChip(wiring.Component):
+    """Independent chips sharing a clock (ports ``c0__start`` ...): one build for many tests."""
+
+    def __init__(self, plans: list[ChipPlan]):
+        self.chips = [Chip(p) for p in plans]
+        super().__init__({f"c{k}": Out(c.signature) for k, c in enumerate(self.chips)})
+
+    def elaborate(self, platform):
+        m = Module()
+        for k, chip in enumerate(self.chips):
+            m.submodules[f"chip{k}"] = chip
+            wiring.connect(m, wiring.flipped(getattr(self, f"c{k}")), chip)
+        return m
+
+
+def _chip_case(plan: ChipPlan, x: np.ndarray, prefix: str, result_path: Path) -> dict[str, Any]:
+    result_path.unlink(missing_ok=True)
+    return {
+        "prefix": prefix,
+        "samples": plan.sample_words(x),
+        "repeat": plan.repeat(),
+        "timesteps": plan.bundle.timesteps,
+        "monitor": plan.monitor_fields(),
+        "n_out": [stage.layer.n_out for stage in plan.stages],
+        "v_reads": plan.v_out_reads(),
+        "counter_reads": plan.counter_reads(),
+        "max_cycles": max_cycles(plan),
+        "result_path": str(result_path),
+    }
+
+
+def _collect(plan: ChipPlan, x: np.ndarray, raw: Any, report: dict, seconds: dict) -> RtlRun:
+    bundle = plan.bundle
+    n = x.shape[0]
+    v_out = raw["v_out"]
+    arrays = {"pred": np.argmax(v_out, axis=1), "v_out": v_out}
+    for k, layer in enumerate(bundle.layers):
+        spikes = raw[f"spikes{k}"].reshape(n, bundle.timesteps, *layer.out_shape)
+        arrays[f"spikes.{layer.name}"] = spikes
+    counters = raw["counters"].reshape(n, plan.n_cores, len(COUNTER_REGS))
+    return RtlRun(plan, arrays, raw["cycles"], counters, report, seconds)
+
+
+def run_chips(
+    runs: list[tuple[ChipPlan, np.ndarray]], *, sim: str, build_dir: Path
+) -> list[RtlRun]:
+    """Emit one top holding a chip per ``(plan, validated inputs)``, build it, run them all."""
+    from rtl import emit
+    from sim.flow import run_cocotb
+
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    plans = [plan for plan, _ in runs]
+    top = Chip(plans[0]) if len(plans) == 1 else MultiChip(plans)
+    verilog = emit.write(top, TOPLEVEL, build_dir / f"{TOPLEVEL}.v")
+    chips = [
+        _chip_case(plan, x, "" if len(runs) == 1 else f"c{k}", build_dir / f"rtl_raw{k}.npz")
+        for k, (plan, x) in enumerate(runs)
+    ]
+    seconds = {"generate": time.perf_counter() - t0}
+    t1 = time.perf_counter()
+    report = run_cocotb(
+        sources=[verilog],
+        toplevel=TOPLEVEL,
+        test_module="sim.testbenches.chip",
+        sim=sim,
+        build_dir=build_dir / sim,
+        case={"chips": chips},
+    )
+    seconds["simulate"] = time.perf_counter() - t1
+    return [
+        _collect(plan, x, np.load(chip["result_path"]), counts, seconds)
+        for (plan, x), chip, counts in zip(runs, chips, report["per_chip"], strict=True)
+    ]
+
+
 def run_chip(
     bundle: Bundle,
     x: np.ndarray,
@@ -85,50 +165,8 @@ def run_chip(
     plan: ChipPlan | None = None,
 ) -> RtlRun:
     """Emit, build and run the chip for ``bundle`` on validated inputs ``x``."""
-    from sim.flow import run_cocotb
-
-    build_dir = Path(build_dir).resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
-    seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
     plan = plan or plan_chip(bundle, options)
-    verilog = build_dir / f"{TOPLEVEL}.v"
-    verilog.write_text(chip_verilog(plan, TOPLEVEL))
-    words = plan.sample_words(x)
-    seconds["generate"] = time.perf_counter() - t0
-    result_path = build_dir / "rtl_raw.npz"
-    result_path.unlink(missing_ok=True)
-    case = {
-        "samples": words,
-        "repeat": plan.repeat(),
-        "timesteps": bundle.timesteps,
-        "monitor": plan.monitor_fields(),
-        "n_out": [stage.layer.n_out for stage in plan.stages],
-        "v_reads": plan.v_out_reads(),
-        "counter_reads": plan.counter_reads(),
-        "max_cycles": max_cycles(plan),
-        "result_path": str(result_path),
-    }
-    t1 = time.perf_counter()
-    report = run_cocotb(
-        sources=[verilog],
-        toplevel=TOPLEVEL,
-        test_module="sim.testbenches.chip",
-        sim=sim,
-        build_dir=build_dir / sim,
-        case=case,
-    )
-    seconds["simulate"] = time.perf_counter() - t1
-    raw = np.load(result_path)
-    n, names = x.shape[0], [layer.name for layer in bundle.layers]
-    v_out = raw["v_out"]
-    arrays = {"pred": np.argmax(v_out, axis=1), "v_out": v_out}
-    for k, layer in enumerate(bundle.layers):
-        arrays[f"spikes.{names[k]}"] = raw[f"spikes{k}"].reshape(
-            n, bundle.timesteps, *layer.out_shape
-        )
-    counters = raw["counters"].reshape(n, plan.n_cores, len(COUNTER_REGS))
-    return RtlRun(plan, arrays, raw["cycles"], counters, report, seconds)
+    return run_chips([(plan, x)], sim=sim, build_dir=build_dir)[0]
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,23 @@ def _signed32(x: int) -> int:
     return x - (1 << 32) if x & (1 << 31) else x
 
 
+class Port:
+    """One chip's ports by name; ``prefix`` selects a chip of a multi-chip top."""
+
+    def __init__(self, dut: Any, prefix: str):
+        self.dut, self.prefix = dut, prefix
+        self.clk = dut.clk
+
+    def __getattr__(self, name: str) -> Any:
+        handle = getattr(self.dut, f"{self.prefix}__{name}" if self.prefix else name)
+        setattr(self, name, handle)
+        return handle
+
+
 class Monitor:
     """Decodes ``mon`` into per-layer spike trains; ``sample`` says where events belong."""
 
-    def __init__(self, dut: Any, case: dict[str, Any], n: int):
+    def __init__(self, dut: Port, case: dict[str, Any], n: int):
         self.dut = dut
         self.fields = [(o, (1 << b) - 1) for o, b in case["monitor"]]
         t = case["timesteps"]
@@ -77,7 +90,7 @@ class Monitor:
             c["unexpected_ops"] += 1
 
 
-async def _cfg_reads(dut: Any, addresses: list[int]) -> list[int]:
+async def _cfg_reads(dut: Port, addresses: list[int]) -> list[int]:
     """One read a cycle: driven after a falling edge, answered by the next falling edge."""
     values: list[int] = []
     dut.cfg__write.value = 0
@@ -93,19 +106,10 @@ async def _cfg_reads(dut: Any, addresses: list[int]) -> list[int]:
     return values
 
 
-@cocotb.test()
-async def chip_samples(dut):
-    """Run every sample of the case; write spikes, v_out, cycles and counters."""
-    case = load_case()
+async def run_chip(dut: Port, case: dict[str, Any]) -> dict[str, Any]:
+    """Every sample of one chip's case; writes its results file, returns its counts."""
     samples: list[list[int]] = case["samples"]
     n = len(samples)
-    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
-    for name in ("wr__en", "start", "cfg__valid", "cfg__write"):
-        getattr(dut, name).value = 0
-    dut.rst.value = 1
-    for _ in range(3):
-        await FallingEdge(dut.clk)
-    dut.rst.value = 0
     monitor = Monitor(dut, case, n)
     cocotb.start_soon(monitor.run())
     v_reads, counter_reads = case["v_reads"], case["counter_reads"]
@@ -122,7 +126,7 @@ async def chip_samples(dut):
             await FallingEdge(dut.clk)
         dut.wr__en.value = 0
         monitor.begin(s)
-        dut.count.value, dut.repeat.value, dut.start.value = len(words), case["repeat"], 1
+        dut.count.value, dut.passes.value, dut.start.value = len(words), case["repeat"], 1
         await FallingEdge(dut.clk)
         dut.start.value = 0
         t0 = get_sim_time("ns")
@@ -141,11 +145,35 @@ async def chip_samples(dut):
         counters=counters,
         **{f"spikes{k}": s for k, s in enumerate(monitor.spikes)},
     )
-    write_report(
-        samples=n,
-        words=sum(len(w) for w in samples),
-        cycles=int(cycles.sum()),
-        v_reads=int(v_out.size),
-        counter_reads=int(counters.size),
+    return {
+        "samples": n,
+        "words": sum(len(w) for w in samples),
+        "cycles": int(cycles.sum()),
+        "v_reads": int(v_out.size),
+        "counter_reads": int(counters.size),
         **monitor.counts,
-    )
+    }
+
+
+@cocotb.test()
+async def chip_samples(dut):
+    """Run every chip's samples (concurrently); write spikes, v_out, cycles and counters."""
+    spec = load_case()
+    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
+    ports = [Port(dut, chip["prefix"]) for chip in spec["chips"]]
+    for port in ports:
+        for name in ("wr__en", "start", "cfg__valid", "cfg__write"):
+            getattr(port, name).value = 0
+    dut.rst.value = 1
+    for _ in range(3):
+        await FallingEdge(dut.clk)
+    dut.rst.value = 0
+    tasks = [
+        cocotb.start_soon(run_chip(port, chip))
+        for port, chip in zip(ports, spec["chips"], strict=True)
+    ]
+    per_chip = [await task for task in tasks]
+    totals: Counter[str] = Counter()
+    for counts in per_chip:
+        totals.update(counts)
+    write_report(**totals, per_chip=per_chip)
