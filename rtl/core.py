@@ -231,7 +231,7 @@ class CoreConfig:
         w = np.asarray(self.weights)
         theta, bias = self.theta_vector(params), self.bias_vector(params)
         checks = [
-            (w.shape == (params.n_neurons, params.n_axons), f"weights shape {w.shape}"),
+            (w.shape == self.weight_shape(params), f"weights shape {w.shape}"),
             (_within(w, params.w_bits), "weights outside the signed w_bits range"),
             (theta.min() >= 1 and theta.max() <= signed_range(params.v_bits)[1], "theta range"),
             (params.neuron_threshold or np.all(theta == theta[0]), "per-neuron theta unsupported"),
@@ -247,6 +247,9 @@ class CoreConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"CoreConfig: {message}")
+
+    def weight_shape(self, params: CoreParams) -> tuple[int, ...]:
+        return (params.n_neurons, params.n_axons)
 
     def ctrl_values(self, params: CoreParams) -> dict[Reg, int]:
         """CTRL register values (the global threshold is neuron 0's)."""
@@ -268,16 +271,22 @@ class CoreConfig:
         writes = [
             (params.addr(Region.CTRL, r), v & mask) for r, v in self.ctrl_values(params).items()
         ]
-        w = np.asarray(self.weights, dtype=np.int64)
-        for axon in range(params.n_axons):
-            for n in range(params.n_neurons):
-                writes.append((params.addr(Region.WEIGHT, n, axon), int(w[n, axon]) & mask))
+        writes += self.weight_writes(params)
         per_neuron = [(Region.THETA, params.neuron_threshold, self.theta_vector(params))]
         per_neuron.append((Region.BIAS, params.bias, self.bias_vector(params)))
         for region, present, values in per_neuron:
             if present:
                 writes += [(params.addr(region, n), int(x) & mask) for n, x in enumerate(values)]
         return writes
+
+    def weight_writes(self, params: CoreParams) -> list[tuple[int, int]]:
+        """``(address, data)`` writes of every weight, axon by axon."""
+        w, mask = np.asarray(self.weights, dtype=np.int64), (1 << CFG_DATA_BITS) - 1
+        return [
+            (params.addr(Region.WEIGHT, n, axon), int(w[n, axon]) & mask)
+            for axon in range(params.n_axons)
+            for n in range(params.n_neurons)
+        ]
 
     def weight_rows(self, params: CoreParams) -> list[list[int]]:
         """Weight memory rows: row ``axon * groups + g`` holds neurons ``g*lanes .. +lanes-1``."""
@@ -450,6 +459,11 @@ class Core(wiring.Component):
         self.w_rp = self.w_mem.read_port()
         self.acc_mem, self.acc_wp = self._rows(m, "acc", signed(p.acc_bits), p.groups, [])
         self.acc_rp = self.acc_mem.read_port(transparent_for=(self.acc_wp,))
+        self._neuron_memories(m)
+
+    def _neuron_memories(self, m: Module) -> None:
+        """``v``, thresholds and biases: ``G`` rows of ``lanes`` consecutive neurons."""
+        p, init = self.params, self.init
         self.v_mem, self.v_wp = self._rows(m, "v", signed(p.v_bits), p.groups, [])
         self.v_rp = self.v_mem.read_port()
         self.theta_rp = self.bias_rp = None
@@ -676,7 +690,7 @@ class Core(wiring.Component):
                 unit.en.eq(self.advance),
                 unit.cfg.eq(self.ncfg),
                 unit.valid.eq((s1["group"] * p.lanes + lane) < p.n_neurons),
-                unit.s.eq(self.acc_rp.data[lane]),
+                unit.s.eq(self._lane_sum(lane)),
                 unit.v.eq(self.v_rp.data[lane]),
                 unit.bias.eq(bias),
                 unit.theta.eq(theta),
@@ -703,16 +717,27 @@ class Core(wiring.Component):
                 self.v_wp.addr.eq(s2_group),
                 self.v_wp.data.eq(Cat(*v_next)),
                 self.v_wp.en.eq(all_lanes),
-                self.acc_wp.addr.eq(s2_group),
-                self.acc_wp.data.eq(0),
-                self.acc_wp.en.eq(all_lanes),
             ]
+            self._zero_acc_after_update(m, s2_group)
         with m.Elif(s1["kind"] == _Kind.ZERO):
             m.d.comb += [
                 self.v_wp.addr.eq(s1["group"]),
                 self.v_wp.data.eq(0),
                 self.v_wp.en.eq(all_lanes),
             ]
+
+    def _lane_sum(self, lane: int) -> Value:
+        """Lane ``lane``'s accumulator as read for the operation in stage 1."""
+        return self.acc_rp.data[lane]
+
+    def _zero_acc_after_update(self, m: Module, group) -> None:
+        """Clear the accumulators of lane group ``group`` once its update is done."""
+        all_lanes = (1 << self.params.lanes) - 1
+        m.d.comb += [
+            self.acc_wp.addr.eq(group),
+            self.acc_wp.data.eq(0),
+            self.acc_wp.en.eq(all_lanes),
+        ]
 
     def _out_mux(self, m: Module, emitter: SpikeEmitter) -> None:
         """The out stream: the emitter's events, or a forwarded CLEAR."""
@@ -749,8 +774,8 @@ class Core(wiring.Component):
                 with m.Case(Region.CTRL):
                     self._ctrl_write(m, index, cfg.wdata)
                 with m.Case(Region.WEIGHT):
-                    with m.If(neuron_ok & (axon < p.n_axons)):
-                        row = axon * p.groups + group
+                    with m.If(self._weight_ok(index, axon)):
+                        row = self._weight_row(axon, group)
                         self._lane_write(m, self.w_wp, row, lane_en, cfg.wdata)
                 with m.Case(Region.V):
                     with m.If(neuron_ok):
@@ -763,6 +788,14 @@ class Core(wiring.Component):
                     with m.Case(Region.BIAS):
                         with m.If(neuron_ok):
                             self._lane_write(m, self.bias_wp, group, lane_en, cfg.wdata)
+
+    def _weight_ok(self, index, axon) -> Value:
+        """Whether a WEIGHT address (``axon``, neuron ``index``) names a weight of this core."""
+        return (index < self.params.n_neurons) & (axon < self.params.n_axons)
+
+    def _weight_row(self, axon, group) -> Value:
+        """The weight memory row of ``axon``'s weights to lane group ``group``."""
+        return axon * self.params.groups + group
 
     def _lane_write(self, m: Module, wp, row, lane_en, value) -> None:
         """Write ``value`` into one lane of memory row ``row``."""
@@ -791,31 +824,39 @@ class Core(wiring.Component):
         m.d.sync += [cfg.rvalid.eq(read), r_region.eq(region), r_index.eq(index), r_lane.eq(lane)]
         with m.If(read):
             m.d.comb += [
-                self.w_rp.addr.eq(axon * p.groups + group),
-                self.acc_rp.addr.eq(group),
+                self.w_rp.addr.eq(self._weight_row(axon, group)),
                 self.v_rp.addr.eq(group),
             ]
             for rp in (self.theta_rp, self.bias_rp):
                 if rp is not None:
                     m.d.comb += rp.addr.eq(group)
         sources = {
-            Region.WEIGHT: self.w_rp,
-            Region.ACC: self.acc_rp,
-            Region.V: self.v_rp,
-            Region.THETA: self.theta_rp,
-            Region.BIAS: self.bias_rp,
+            region_code: ([rp.data[k] for k in range(p.lanes)], r_lane)
+            for region_code, rp in (
+                (Region.WEIGHT, self.w_rp),
+                (Region.V, self.v_rp),
+                (Region.THETA, self.theta_rp),
+                (Region.BIAS, self.bias_rp),
+            )
+            if rp is not None
         }
+        sources[Region.ACC] = self._acc_cfg_read(m, read, index, group, r_lane)
         with m.Switch(r_region):
             with m.Case(Region.CTRL):
                 with m.Switch(r_index):
                     for reg, value in {**self._ctrl_registers(), **self.counters}.items():
                         with m.Case(reg):
                             m.d.comb += cfg.rdata.eq(value)
-            for region_code, rp in sources.items():
-                if rp is not None:
-                    with m.Case(region_code):
-                        lanes = [rp.data[lane] for lane in range(p.lanes)]
-                        m.d.comb += cfg.rdata.eq(_pick(m, lanes, r_lane))
+            for region_code, (values, select) in sources.items():
+                with m.Case(region_code):
+                    m.d.comb += cfg.rdata.eq(_pick(m, values, select))
+
+    def _acc_cfg_read(self, m: Module, read, index, group, r_lane) -> tuple[list, Value]:
+        """Point the accumulator read port at neuron ``index``: its lane values and the (registered)
+        selector of ``index``'s lane, for the cycle after the read."""
+        with m.If(read):
+            m.d.comb += self.acc_rp.addr.eq(group)
+        return [self.acc_rp.data[k] for k in range(self.params.lanes)], r_lane
 
     # -- counters ---------------------------------------------------------------------------
 

@@ -1,0 +1,18 @@
+"""Event-level reference of ``rtl.conv_core.ConvCore``: ``CoreModel`` on the unrolled kernel.
+
+The unrolled matrix is a reference only (the hardware never holds it); the event protocol,
+counters and arithmetic are ``rtl.core_model.CoreModel``'s, hence ``sim.semantics``'.
+"""
+
+from __future__ import annotations
+
+from rtl.conv_core import ConvCoreConfig, ConvCoreParams
+from rtl.core_model import CoreModel
+
+
+class ConvCoreModel(CoreModel):
+    """Feed it the in-stream events; it returns the out-stream events and tracks ``v``."""
+
+    def __init__(self, params: ConvCoreParams, config: ConvCoreConfig):
+        super().__init__(params, config)
+        self.weights = config.dense(params)

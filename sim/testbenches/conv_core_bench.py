@@ -1,0 +1,55 @@
+"""Drive one ``rtl.conv_core.ConvCore`` through a case: ``core_bench.CoreDriver`` with the
+convolution core's cycle contract (``ConvCoreParams.spike_cycles``, ``tick_cycles``, ...).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rtl.conv_core import ConvCoreParams
+from rtl.core import Op, Reg, Region
+from sim.testbenches.core_bench import CoreDriver
+
+
+class ConvDriver(CoreDriver):
+    """``CoreDriver`` whose contract check knows what each convolution-core event costs."""
+
+    params: ConvCoreParams
+
+    def _limit(self, n: int) -> int:
+        p = self.params
+        return 200 + 4 * n * (p.groups + p.max_spike_cycles() + 8 + p.lanes)
+
+    def _costs(self, events: list[list[int]], expect: list[list[int]]) -> list[int]:
+        """Each event's cost, one more for a SPIKE or LOAD that ends a burst (the engine drains)."""
+        p, costs, out = self.params, [], list(expect)
+        for op, index, _ in events:
+            if op == Op.TICK.value:
+                spikes = []
+                while out[0][0] != Op.TICK.value:
+                    spikes.append(out.pop(0)[1])
+                out.pop(0)
+                per_group = Counter(n // p.lanes for n in spikes)
+                costs.append(p.tick_cycles(list(per_group.values())))
+            elif op == Op.CLEAR.value:
+                out.pop(0)
+                costs.append(p.clear_cycles())
+            else:
+                costs.append(p.spike_cycles(index) if op == Op.SPIKE.value else 1)
+        if events and events[-1][0] in (Op.SPIKE.value, Op.LOAD.value):
+            costs[-1] += 1  # the next access is a configuration access: it waits for idle
+        return costs
+
+    async def _check_contract(self, costs: list[int]) -> None:
+        """Every event's interval to the next accepted access equals its cost; busy == sum."""
+        p = self.params
+        log = list(self.accepts)
+        await self._reads([[p.addr(Region.CTRL, Reg.BUSY_CYCLES), sum(costs), "busy cycles"]])
+        in_cycles = [(k, c) for k, (c, is_in) in enumerate(log) if is_in]
+        if len(in_cycles) != len(costs):
+            self._fail(f"{len(in_cycles)} events accepted, {len(costs)} sent")
+        for n, ((k, cycle), cost) in enumerate(zip(in_cycles, costs, strict=True)):
+            took = log[k + 1][0] - cycle
+            if took != cost:
+                self._fail(f"event #{n} took {took} cycles, the contract says {cost}")
+        self.counts["contract_events"] += len(costs)

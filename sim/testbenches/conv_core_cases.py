@@ -1,0 +1,209 @@
+"""Randomised cases for ``rtl.conv_core.ConvCore``, in ``core_cases``' JSON-ready case format.
+
+Expectations come from ``rtl.conv_core_model.ConvCoreModel``; the phases, stimulus style and
+read-backs are ``core_cases``'. Also here: the parameter sets the HDL test builds, and
+``MultiConvCore``, several convolution cores in one top for one simulator build.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
+
+from rtl.conv_core import ConvCore, ConvCoreConfig, ConvCoreParams
+from rtl.conv_core_model import ConvCoreModel
+from rtl.core import Op, Reg, Region
+from rtl.core_model import AccumulatorOverflow
+from rtl.neuron import max_theta
+from sim.semantics import FIRE_MODES, RESET_MODES, signed_range
+from sim.testbenches.core_cases import (
+    _counter_reads,
+    _log_uniform,
+    _v_presets,
+    _v_reads,
+    config_to_json,
+    random_leak,
+)
+
+
+def _p(**kw: Any) -> ConvCoreParams:
+    return ConvCoreParams(**kw)
+
+
+#: Parameter sets of the cocotb build: stride 1/2, padding 0/1, kernels 1..5, lanes 1..16,
+#: w_bits 2..8, v_bits 8..24, with and without per-neuron thresholds, bias and LOAD.
+HDL_PARAMS: tuple[ConvCoreParams, ...] = (
+    _p(in_shape=(2, 5, 5), out_channels=3, kernel=(3, 3), stride=(1, 1), padding=(1, 1),
+       w_bits=2, v_bits=8, lanes=1, bias=True, load=True, load_bits=8),
+    _p(in_shape=(1, 6, 7), out_channels=5, kernel=(3, 2), stride=(2, 2), padding=(1, 0),
+       w_bits=4, v_bits=12, lanes=2, neuron_threshold=False),
+    _p(in_shape=(3, 4, 4), out_channels=6, kernel=(1, 1), stride=(1, 1), padding=(0, 0),
+       w_bits=5, v_bits=24, lanes=4, bias=True, load=True, load_bits=20, max_frac=8),
+    _p(in_shape=(2, 7, 6), out_channels=4, kernel=(5, 5), stride=(1, 2), padding=(1, 1),
+       w_bits=3, v_bits=16, lanes=8),
+    _p(in_shape=(1, 5, 5), out_channels=16, kernel=(2, 3), stride=(2, 1), padding=(0, 1),
+       w_bits=8, v_bits=10, lanes=16, bias=True),
+    _p(in_shape=(2, 3, 3), out_channels=2, kernel=(3, 3), stride=(2, 2), padding=(1, 1),
+       w_bits=7, v_bits=20, lanes=4, neuron_threshold=False, bias=True, load=True,
+       max_frac=12),
+)  # fmt: skip
+
+
+def params_to_json(params: ConvCoreParams) -> dict[str, Any]:
+    d = {f.name: getattr(params, f.name) for f in dataclasses.fields(params) if f.init}
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+def params_from_json(d: dict[str, Any]) -> ConvCoreParams:
+    return ConvCoreParams(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+
+class MultiConvCore(wiring.Component):
+    """Several independent convolution cores sharing a clock: ports ``c0__i__valid`` ..."""
+
+    def __init__(self, params: tuple[ConvCoreParams, ...]):
+        self.cores = [ConvCore(p) for p in params]
+        super().__init__({f"c{k}": Out(core.signature) for k, core in enumerate(self.cores)})
+
+    def elaborate(self, platform):
+        m = Module()
+        for k, core in enumerate(self.cores):
+            m.submodules[f"core{k}"] = core
+            wiring.connect(m, wiring.flipped(getattr(self, f"c{k}")), core)
+        return m
+
+
+# -- random configurations and stimulus --------------------------------------------------------
+
+
+def random_kernel(params: ConvCoreParams, rng: np.random.Generator) -> np.ndarray:
+    lo, hi = signed_range(params.w_bits)
+    shape = (params.out_channels, params.in_shape[0], *params.kernel)
+    style = rng.choice(["uniform", "sparse", "extreme", "positive"])
+    w = rng.integers(lo, hi + 1, size=shape)
+    if style == "sparse":
+        w[rng.random(shape) < 0.7] = 0
+    elif style == "extreme":
+        w = rng.choice([lo, hi], size=shape)
+    elif style == "positive":
+        w = np.abs(w).clip(0, hi)
+    return w.astype(np.int64)
+
+
+def random_config(params: ConvCoreParams, rng: np.random.Generator) -> ConvCoreConfig:
+    w = random_kernel(params, rng)
+    top = max_theta(params.v_bits)
+    scale = int(max(2, np.abs(w).reshape(w.shape[0], -1).sum(axis=1).mean() / 2))
+    n = params.n_neurons if params.neuron_threshold else 1
+    theta = _log_uniform(rng, 1, min(top, 2 * scale), size=n)
+    theta[rng.random(n) < 0.1] = 1
+    theta[rng.random(n) < 0.1] = top
+    bias = None
+    if params.bias:
+        blo, bhi = signed_range(params.bias_bits)
+        bias = rng.integers(-scale, scale + 1, size=params.n_neurons).clip(blo, bhi)
+        bias[rng.random(params.n_neurons) < 0.1] = bhi
+        bias[rng.random(params.n_neurons) < 0.1] = blo
+    return ConvCoreConfig(
+        weights=w,
+        theta=theta if params.neuron_threshold else int(theta[0]),
+        bias=bias,
+        leak=random_leak(params, rng),
+        reset=str(rng.choice(list(RESET_MODES))),
+        fire=str(rng.choice(list(FIRE_MODES), p=[0.8, 0.2])),
+        input_shift=int(rng.choice([0, 0, 1, 2, int(rng.integers(0, params.acc_bits + 1))])),
+    )
+
+
+def _step_events(params: ConvCoreParams, rng: np.random.Generator) -> list[list[int]]:
+    """One step's SPIKE/LOAD events: random inputs (a few twice), out-of-range ones, LOADs."""
+    n_in = params.n_axons
+    count = int(rng.integers(0, min(n_in, 20) + 1)) if rng.random() < 0.9 else 0
+    inputs = rng.choice(n_in, size=count, replace=False).tolist()
+    if inputs and rng.random() < 0.5:
+        inputs += [inputs[0]]  # a duplicate event
+    if rng.random() < 0.1 and n_in < 1 << params.in_index_bits:
+        inputs.append(int(rng.integers(n_in, 1 << params.in_index_bits)))
+    events = [[Op.SPIKE.value, i, 0] for i in inputs]
+    if params.load:
+        lo, hi = signed_range(params.load_bits)
+        for n in rng.choice(params.n_neurons, size=int(rng.integers(0, 4))).tolist():
+            value = int(rng.choice([lo, hi, int(rng.integers(lo, hi + 1)) >> rng.integers(0, 8)]))
+            events.append([Op.LOAD.value, n, value])
+    return [events[i] for i in rng.permutation(len(events))]
+
+
+def _feed(model: ConvCoreModel, events: list[list[int]]) -> list[list[int]]:
+    return [list(out) for op, index, value in events for out in model.event(op, index, value)]
+
+
+def _safe_events(
+    model: ConvCoreModel, params: ConvCoreParams, rng: np.random.Generator, tick: bool = True
+) -> tuple[list[list[int]], list[list[int]]]:
+    """A step's events and expected outputs, redrawn until every accumulator stays exact.
+
+    Without ``tick``: at most three events and no CLEAR (events after the last TICK).
+    """
+    for _ in range(20):
+        events = _step_events(params, rng)
+        if not tick:
+            events = events[:3]
+        elif rng.random() < 0.1:  # CLEAR in the middle of a sample (and of a step)
+            events.insert(int(rng.integers(0, len(events) + 1)), [Op.CLEAR.value, 0, 0])
+        if tick:
+            events.append([Op.TICK.value, 0, 0])
+        trial = copy.deepcopy(model)
+        try:
+            expect = _feed(trial, events)
+        except AccumulatorOverflow:
+            continue
+        model.__dict__.update(trial.__dict__)
+        return events, expect
+    events = [[Op.TICK.value, 0, 0]] if tick else []
+    return events, _feed(model, events)
+
+
+def random_case(params: ConvCoreParams, rng: np.random.Generator, steps: int = 4) -> dict:
+    """Program a random kernel and modes, run ``steps`` steps, compare out events and every v."""
+    config = random_config(params, rng)
+    model = ConvCoreModel(params, config)
+    clear_counters = [params.addr(Region.CTRL, Reg.IN_EVENTS), 0]
+    phases: list[dict[str, Any]] = [
+        {"writes": [list(w) for w in config.cfg_writes(params)] + [clear_counters]},
+        {"events": [[Op.CLEAR.value, 0, 0]], "expect": _feed(model, [[Op.CLEAR.value, 0, 0]])},
+    ]
+    if rng.random() < 0.4:
+        phases.append({"writes": _v_presets(params, model, rng)})
+    clears = 0
+    for _ in range(steps):
+        events, expect = _safe_events(model, params, rng, tick=True)
+        clears += sum(e[0] == Op.CLEAR.value for e in events)
+        phases.append({"events": events, "expect": expect})
+        phases.append({"reads": _v_reads(params, model)})
+    tail, _ = _safe_events(model, params, rng, tick=False)
+    phases.append({"events": tail, "expect": []})
+    phases.append({"reads": _counter_reads(params, model)})
+    theta = config.theta_vector(params)
+    stats = {"clears_mid_sample": clears, "theta_one": int(np.sum(theta == 1))}
+    stats["theta_max"] = int(np.sum(theta == max_theta(params.v_bits)))
+    return {
+        "config": config_to_json(config),
+        "phases": phases,
+        "gap_p": float(rng.choice([0.0, 0.2, 0.5])),
+        "backpressure_p": float(rng.choice([0.0, 0.3, 0.6])),
+        "seed": int(rng.integers(0, 2**31)),
+        "stats": {**stats, **model.stats},
+    }
+
+
+def contract_case(params: ConvCoreParams, rng: np.random.Generator) -> dict[str, Any]:
+    """A random case run without gaps or back-pressure, for the cycle-contract check."""
+    case = random_case(params, rng, steps=3)
+    case.update(gap_p=0.0, backpressure_p=0.0, contract=True)
+    return case
