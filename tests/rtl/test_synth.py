@@ -15,6 +15,7 @@ from amaranth.back import rtlil
 from rtl.core import Core, CoreParams
 from rtl.synth import (
     TOP,
+    Check,
     Design,
     PinWrapper,
     SynthError,
@@ -190,6 +191,16 @@ def test_report_table_and_files(tmp_path):
     assert md.read_text().startswith("# ECP5 synthesis report")
     rows = json.loads(js.read_text())
     assert [r["design"] for r in rows] == ["core-l4", "chip"] and rows[0]["ok"] is True
+
+
+def test_targets_are_reported_but_do_not_fail_a_result():
+    target = Check("Fmax >= 100 MHz (target)", False, "68.2 MHz", required=False)
+    result = _result(checks=[Check("weights", True, "24 DP16KD"), target])
+    assert result.ok
+    report = markdown_report([result])
+    assert "- core-l4: NOT MET Fmax >= 100 MHz (target): 68.2 MHz" in report
+    assert "- core-l4: PASS weights: 24 DP16KD" in report
+    assert not _result(checks=[Check("weights", False, "0")]).ok
 
 
 def test_wrapper_leaves_five_pins_and_keeps_every_port():
