@@ -25,6 +25,8 @@ from sim.bundle import Bundle
 from sim.semantics import signed_range
 
 DTYPE = torch.float64
+#: float32 represents every integer up to this bound exactly.
+EXACT_FLOAT32 = float(2**24)
 
 
 @dataclass
@@ -76,12 +78,23 @@ class IntLayer:
 
 
 def synapse(layer: IntLayer, x: Tensor) -> Tensor:
-    """Exact weighted sums ``s`` for a batch of inputs ``[B, *in_shape]`` -> ``[B, *out_shape]``."""
-    w = layer.weight.to(DTYPE)
-    x = x.to(DTYPE)
+    """Exact weighted sums ``s`` for a batch of inputs ``[B, *in_shape]`` -> ``[B, *out_shape]``.
+
+    Computed in float32 when no partial sum can reach 2^24 (then every product and every
+    partial sum is an integer float32 holds exactly, in any summation order), else float64.
+    """
+    w = layer.weight
+    bound = 0.0
+    if x.numel() and w.numel():
+        per_output = w.detach().abs().reshape(w.shape[0], -1).sum(1).max()
+        bound = float(per_output) * float(x.detach().abs().max())
+    dtype = torch.float32 if bound < EXACT_FLOAT32 else DTYPE
+    w, x = w.to(dtype), x.to(dtype)
     if layer.kind == "linear":
-        return x.reshape(x.shape[0], -1) @ w.t()
-    return F.conv2d(x, w, stride=layer.stride, padding=layer.padding)
+        s = x.reshape(x.shape[0], -1) @ w.t()
+    else:
+        s = F.conv2d(x, w, stride=layer.stride, padding=layer.padding)
+    return s.to(DTYPE)
 
 
 def layer_forward(layer: IntLayer, s: Tensor) -> tuple[Tensor, Tensor]:

@@ -240,3 +240,39 @@ def test_bittrue_dropout_keeps_spikes_binary(trained):
             assert set(torch.unique(spikes).tolist()) <= {0.0, 1.0}
     finally:
         net.record = False
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_both_exact_engines_match_golden(big):
+    """Small sums run in float32, large ones (16-bit weights and codes) in float64."""
+    rng = np.random.default_rng(5)
+    w_bits, in_bits = (16, 16) if big else (4, 4)
+    lo, hi = signed_range(w_bits)
+    l1 = _layer(
+        "l1",
+        "linear",
+        rng.integers(lo, hi + 1, (6, 40)),
+        (40,),
+        w_bits=w_bits,
+        v_bits=32,
+        threshold=2**28,
+        input_shift=3,
+        leak=Leak("mult", lam=250, frac=8),
+    )
+    out = _layer(
+        "out",
+        "linear",
+        rng.integers(lo, hi + 1, (3, 6)),
+        (6,),
+        fire="accum",
+        w_bits=w_bits,
+        v_bits=32,
+    )
+    bundle = validate(Bundle(3, InputSpec((40,), "direct", in_bits, True), [l1, out]))
+    x = random_input(bundle, 32, 1)
+    layer = bittrue.int_layers_from_bundle(bundle)[0]
+    bound = np.abs(l1.weight).sum(1).max() * np.abs(x).max()
+    assert (bound >= bittrue.EXACT_FLOAT32) == big
+    assert bittrue.synapse(layer, torch.as_tensor(x)).dtype == torch.float64
+    spikes, _ = assert_equal_to_golden(bundle, x)
+    assert spikes == 32 * 3 * 9

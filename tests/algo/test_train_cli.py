@@ -24,6 +24,8 @@ QUICK = [
     "--bittrue-epochs",
     "1",
     "--no-progress",
+    "--threads",
+    "1",
 ]
 
 
