@@ -19,8 +19,8 @@ from amaranth.lib.wiring import In, Out
 from rtl.neuron import FIRE_CODE, LEAK_CODE, RESET_CODE, NeuronUpdate, neuron_config_layout
 from sim.semantics import FIRE_MODES, LEAK_MODES, RESET_MODES, Leak, signed_range
 
-#: Cycles a TICK costs beyond ``groups`` (issue, memory read, neuron stage 2, emitter).
-TICK_LATENCY = 4
+#: Cycles a TICK costs beyond ``groups`` (issue, memory read, the neuron pipeline, emitter).
+TICK_LATENCY = 3 + NeuronUpdate.LATENCY
 #: Cycles a CLEAR costs beyond ``groups`` (its forwarded CLEAR out event).
 CLEAR_LATENCY = 1
 #: Width of the configuration port's data buses.
@@ -400,7 +400,7 @@ class Core(wiring.Component):
     **Cycle contract**, with ``G = ceil(n_neurons / lanes)`` and the out stream always ready: an
     event is accepted in the cycle ``i.ready`` is high, and ``i.ready`` rises again
     ``SPIKE``: ``G`` cycles later; ``LOAD``: 1; ``CLEAR``: ``G + 1``; ``TICK``:
-    ``G + 4 (TICK_LATENCY)`` plus one cycle for every spike beyond the first in a lane group
+    ``G + 7 (TICK_LATENCY)`` plus one cycle for every spike beyond the first in a lane group
     (the out stream carries one spike a cycle; with ``lanes == 1`` this is always zero).
     Out-stream back-pressure adds its stall cycles. The cost of a step therefore grows with its
     input events, never with ``n_axons``.
@@ -670,10 +670,14 @@ class Core(wiring.Component):
         """Neuron units on the rows read for a GROUP op; stage 2 writes back and emits a token."""
         p, s1 = self.params, self.s1
         m.submodules.emitter = emitter = SpikeEmitter(p)
-        s2_kind = Signal(range(len(_Kind)), name="s2_kind")
-        s2_group = Signal(p.group_bits, name="s2_group")
-        with m.If(self.advance):
-            m.d.sync += [s2_kind.eq(s1["kind"]), s2_group.eq(s1["group"])]
+        # The operation whose neuron results are out: s1's, NeuronUpdate.LATENCY advances later.
+        s2_kind, s2_group = s1["kind"], s1["group"]
+        for k in range(NeuronUpdate.LATENCY):
+            kind = Signal(range(len(_Kind)), name=f"s2_kind_{k}")
+            group = Signal(p.group_bits, name=f"s2_group_{k}")
+            with m.If(self.advance):
+                m.d.sync += [kind.eq(s2_kind), group.eq(s2_group)]
+            s2_kind, s2_group = kind, group
         spikes, v_next = [], []
         for lane in range(p.lanes):
             unit = NeuronUpdate(

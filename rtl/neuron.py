@@ -1,12 +1,19 @@
-"""The per-lane neuron update of SPEC section 2, as a two-stage pipelined Amaranth component.
+"""The per-lane neuron update of SPEC section 2, as a pipelined Amaranth component.
 
-Stage 1 (registered on ``en``): ``leak(v)`` and ``a = (s >> input_shift) + bias``.
-Stage 2 (combinational from the stage-1 registers): ``u = sat(leak(v) + a)``, fire and reset.
+Four register stages, each loaded on ``en``, so that no path is longer than one multiply or one
+carry chain plus a shifter (ECP5 at 100 MHz, see ``rtl.synth``):
+
+1. the inputs (straight from the core's block RAM outputs) and the configuration;
+2. ``v * lam`` (a DSP), ``v - (v >> k)``, ``s >> input_shift``;
+3. ``leak(v)`` for the mode (``>> frac`` of the product), ``a = (s >> input_shift) + bias``;
+4. ``u = sat(leak(v) + a)``.
+
+Combinational from stage 4: fire (``u >= theta``) and reset. ``LATENCY`` counts the stages.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,11 +42,16 @@ def neuron_config_layout(v_bits: int, acc_bits: int, max_frac: int) -> data.Stru
 
 
 class NeuronUpdate(wiring.Component):
-    """One lane of the step update: ``(s, v, bias, theta) -> (v_next, spike)`` one cycle later.
+    """One lane of the step update: ``(s, v, bias, theta) -> (v_next, spike)``, ``LATENCY`` later.
 
-    Inputs are captured when ``en`` is high; outputs are combinational from those registers.
-    ``leak_modes`` lists the leak modes built in hardware; a mode left out behaves as ``none``.
+    Inputs (and ``cfg``) are captured when ``en`` is high, and move one stage on every cycle
+    with ``en`` high; ``v_next``/``spike`` belong to the inputs captured ``LATENCY`` ``en``
+    cycles earlier. ``leak_modes`` lists the leak modes built in hardware; a mode left out
+    behaves as ``none``.
     """
+
+    #: ``en`` cycles from capturing the inputs to their ``v_next``/``spike``.
+    LATENCY = 4
 
     def __init__(
         self,
@@ -66,59 +78,77 @@ class NeuronUpdate(wiring.Component):
             }
         )
 
+    def _stage(self, m: Module, name: str, values: dict) -> dict[str, Signal]:
+        """Registers ``<name>_<key>`` loaded with ``values`` on ``en``."""
+        regs = {}
+        for key, value in values.items():
+            shape = value.shape() if hasattr(value, "shape") else unsigned(1)
+            regs[key] = Signal(shape, name=f"{name}_{key}")
+            with m.If(self.en):
+                m.d.sync += regs[key].eq(value)
+        return regs
+
     def elaborate(self, platform):
         m = Module()
-        leaked = self._stage1(m)
-        u = saturated(m, leaked["leaked"] + leaked["a"], self.v_bits, name="u")
-        lif = leaked["fire"] == FIRE_CODE["lif"]
-        fires = leaked["valid"] & lif & (u >= leaked["theta"])
-        m.d.comb += self.spike.eq(fires)
-        m.d.comb += self.v_next.eq(u)
+        width = self.v_bits + self.max_frac + 2
+        a_width = max(self.acc_bits, self.bias_bits) + 1
+        # Stage 1: inputs and configuration, straight from the memories.
+        p1 = self._stage(
+            m,
+            "p1",
+            {"v": self.v, "s": self.s, "bias": self.bias, "theta": self.theta,
+             "valid": self.valid, "cfg": Value.cast(self.cfg)},
+        )  # fmt: skip
+        cfg1 = self.cfg.shape()(p1["cfg"])
+        # Stage 2: the product for "mult", the whole "shift" leak, the input shift.
+        prod = Signal(signed(width), name="leak_prod")
+        shifted = Signal(signed(self.v_bits + 1), name="leak_shifted")
+        m.d.comb += [prod.eq(p1["v"] * cfg1.lam), shifted.eq(p1["v"] - (p1["v"] >> cfg1.k))]
+        p2 = self._stage(
+            m,
+            "p2",
+            {"prod": prod, "shifted": shifted, "v": p1["v"], "s": p1["s"] >> cfg1.input_shift,
+             "bias": p1["bias"], "theta": p1["theta"], "valid": p1["valid"],
+             "cfg": p1["cfg"]},
+        )  # fmt: skip
+        cfg2 = self.cfg.shape()(p2["cfg"])
+        # Stage 3: leak(v) for the configured mode, and a.
+        leaked = Signal(signed(width), name="leak_v")
+        m.d.comb += leaked.eq(p2["v"])
+        with m.Switch(cfg2.leak):
+            if "mult" in self.leak_modes:
+                with m.Case(LEAK_CODE["mult"]):
+                    m.d.comb += leaked.eq(p2["prod"] >> cfg2.frac)
+            if "shift" in self.leak_modes:
+                with m.Case(LEAK_CODE["shift"]):
+                    m.d.comb += leaked.eq(p2["shifted"])
+        a = Signal(signed(a_width), name="a")
+        m.d.comb += a.eq(p2["s"] + p2["bias"])
+        p3 = self._stage(
+            m,
+            "p3",
+            {"leaked": leaked, "a": a, "theta": p2["theta"], "valid": p2["valid"],
+             "fire": cfg2.fire, "reset": cfg2.reset},
+        )  # fmt: skip
+        # Stage 4: u = sat(leak(v) + a).
+        u_next = saturated(m, p3["leaked"] + p3["a"], self.v_bits, name="u_next")
+        p4 = self._stage(
+            m,
+            "p4",
+            {"u": u_next, "theta": p3["theta"], "valid": p3["valid"], "fire": p3["fire"],
+             "reset": p3["reset"]},
+        )  # fmt: skip
+        # Output: fire and reset.
+        u, theta = p4["u"], p4["theta"]
+        fires = p4["valid"] & (p4["fire"] == FIRE_CODE["lif"]) & (u >= theta)
+        m.d.comb += [self.spike.eq(fires), self.v_next.eq(u)]
         with m.If(fires):
-            with m.Switch(leaked["reset"]):
+            with m.Switch(p4["reset"]):
                 with m.Case(RESET_CODE["sub"]):
-                    m.d.comb += self.v_next.eq(u - leaked["theta"])
+                    m.d.comb += self.v_next.eq(u - theta)
                 with m.Case(RESET_CODE["zero"]):
                     m.d.comb += self.v_next.eq(0)
         return m
-
-    def _leak(self, m: Module):
-        """``leak(v)`` for the configured mode, exact (wide enough for any ``lam``)."""
-        cfg, v = self.cfg, self.v
-        width = self.v_bits + self.max_frac + 2
-        out = Signal(signed(width), name="leak_v")
-        m.d.comb += out.eq(v)
-        with m.Switch(cfg.leak):
-            if "mult" in self.leak_modes:
-                with m.Case(LEAK_CODE["mult"]):
-                    m.d.comb += out.eq((v * cfg.lam) >> cfg.frac)
-            if "shift" in self.leak_modes:
-                with m.Case(LEAK_CODE["shift"]):
-                    m.d.comb += out.eq(v - (v >> cfg.k))
-        return out
-
-    def _stage1(self, m: Module) -> dict[str, Signal]:
-        """Registers holding ``leak(v)``, ``a``, ``theta`` and the modes for stage 2."""
-        leak_v = self._leak(m)
-        a_width = max(self.acc_bits, self.bias_bits) + 1
-        regs = {
-            "leaked": Signal(signed(leak_v.shape().width), name="s2_leaked"),
-            "a": Signal(signed(a_width), name="s2_a"),
-            "theta": Signal(signed(self.v_bits), name="s2_theta"),
-            "valid": Signal(name="s2_valid"),
-            "fire": Signal(1, name="s2_fire"),
-            "reset": Signal(2, name="s2_reset"),
-        }
-        with m.If(self.en):
-            m.d.sync += [
-                regs["leaked"].eq(leak_v),
-                regs["a"].eq((self.s >> self.cfg.input_shift) + self.bias),
-                regs["theta"].eq(self.theta),
-                regs["valid"].eq(self.valid),
-                regs["fire"].eq(self.cfg.fire),
-                regs["reset"].eq(self.cfg.reset),
-            ]
-        return regs
 
 
 def max_theta(v_bits: int) -> int:

@@ -59,8 +59,11 @@ def test_neuron_update_matches_semantics(v_bits, acc_bits, bias_bits):
         vectors.append((leak, modes, rng.randint(0, acc_bits), v, s, bias, theta))
     got = []
 
+    latency = NeuronUpdate.LATENCY
+
     async def bench(ctx):
-        for leak, (reset, fire), shift, v, s, bias, theta in vectors:
+        for vector in [*vectors, *[vectors[0]] * (latency - 1)]:  # the tail flushes the pipeline
+            leak, (reset, fire), shift, v, s, bias, theta = vector
             ctx.set(
                 dut.cfg,
                 {
@@ -79,6 +82,13 @@ def test_neuron_update_matches_semantics(v_bits, acc_bits, bias_bits):
             ctx.set(dut.en, 1)
             await ctx.tick()
             got.append((ctx.get(dut.v_next), ctx.get(dut.spike)))
+            if rng.random() < 0.2:  # en low holds every stage, whatever the inputs do
+                ctx.set(dut.en, 0)
+                ctx.set(dut.v, vlo)
+                ctx.set(dut.s, 0)
+                await ctx.tick()
+                assert (ctx.get(dut.v_next), ctx.get(dut.spike)) == got[-1]
+        del got[: latency - 1]
 
     _run(dut, bench)
     rails = 0
@@ -147,7 +157,7 @@ def _drive(params: CoreParams, cases: list[dict], init: CoreConfig | None = None
 
 @pytest.mark.parametrize("lanes", [1, 2, 4, 8, 16])
 def test_cycle_contract(lanes):
-    """SPIKE G, LOAD 1, CLEAR G+1, TICK G+4 (+1 per extra spike in a group), busy == sum."""
+    """SPIKE G, LOAD 1, CLEAR G+1, TICK G+7 (+1 per extra spike in a group), busy == sum."""
     params = CoreParams(n_axons=5, n_neurons=3 * lanes - 1 if lanes > 1 else 4, lanes=lanes,
                         w_bits=4, v_bits=10, load=True, load_bits=8)  # fmt: skip
     rng = np.random.default_rng(lanes)
@@ -155,6 +165,7 @@ def test_cycle_contract(lanes):
     assert counts["cases"] == 2
     assert counts["contract_events"] > 20
     assert params.tick_cycles() == params.groups + TICK_LATENCY
+    assert TICK_LATENCY == 7  # the figure in the Core docstring
 
 
 @pytest.mark.parametrize(
