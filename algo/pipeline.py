@@ -303,7 +303,9 @@ def start_bittrue(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer
     )
 
 
-Method = Callable[[SNN, Dataset, TrainConfig, Trainer], None]
+#: A method trains ``net`` in place and returns ``None``, or returns the network to deploy instead
+#: (an ``SNN`` whose ``bittrue`` mode is what gets exported), e.g. a BNTT net folded for export.
+Method = Callable[[SNN, Dataset, TrainConfig, Trainer], SNN | None]
 METHODS: dict[str, Method] = {}
 
 
@@ -399,6 +401,8 @@ def train(config: TrainConfig, data: Dataset, trainer: Trainer | None = None) ->
     torch.manual_seed(config.seed)
     net = build_for(config, data)
     start = time.perf_counter()
-    METHODS[config.method](net, data, config, trainer)
+    replacement = METHODS[config.method](net, data, config, trainer)
+    if replacement is not None:
+        net = replacement
     net.set_mode("bittrue").eval()
     return TrainResult(net, trainer.history, time.perf_counter() - start)
