@@ -56,6 +56,8 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 1
     augment: bool = False
+    #: Method-specific settings (``--method-option KEY=VALUE``), read by the method they name.
+    method_options: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -406,3 +408,7 @@ def train(config: TrainConfig, data: Dataset, trainer: Trainer | None = None) ->
         net = replacement
     net.set_mode("bittrue").eval()
     return TrainResult(net, trainer.history, time.perf_counter() - start)
+
+
+# Methods that live in their own modules register themselves when imported.
+from algo import bntt as _bntt  # noqa: E402, F401

@@ -34,7 +34,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULTS["mnist"] = dict(DEFAULTS["fashion-mnist"])
-METHOD_NAMES = ("hybrid", "direct")
+METHOD_NAMES = ("hybrid", "direct", "bntt", "lee2020")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--bittrue-lr", type=float, default=2e-4)
     add("--augment", action="store_true", help="random flips and 2-pixel shifts (image sets)")
     add("--eval-every", type=int, default=1, metavar="N", help="test accuracy every N epochs")
+    add(
+        "--method-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the chosen method (repeatable), e.g. gradient=aggregate for lee2020",
+    )
     add("--seed", type=int, default=0)
     add("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     add("--limit-train", type=int, metavar="N", help="use only the first N training samples")
@@ -94,8 +101,15 @@ def _config(args: argparse.Namespace) -> Any:
         raise UsageError(f"--eval-every must be at least 1, got {args.eval_every}")
     if pick["batch_size"] < 1:
         raise UsageError(f"--batch-size must be at least 1, got {pick['batch_size']}")
+    options = {}
+    for item in args.method_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--method-option expects KEY=VALUE, got {item!r}")
+        options[key.strip()] = value.strip()
     return TrainConfig(
         **pick,
+        method_options=options,
         method=args.method,
         w_bits=args.w_bits,
         v_bits=args.v_bits,
