@@ -412,4 +412,5 @@ def train(config: TrainConfig, data: Dataset, trainer: Trainer | None = None) ->
 
 # Methods that live in their own modules register themselves when imported.
 from algo import bntt as _bntt  # noqa: E402, F401
+from algo import lee2020 as _lee2020  # noqa: E402, F401
 from algo import conversion as _conversion  # noqa: E402, F401

@@ -1,0 +1,633 @@
+"""Lee, Sarwar, Panda, Srinivasan & Roy 2020: spike-based backpropagation as published.
+
+The network (their Algorithm 1, Table 2): Poisson rate input; LIF neurons that integrate, fire
+when ``V > V_th`` (strict, ``V_th = 1``), reset *hard* to 0 and otherwise leak
+(``V <- lam·V``, ``lam = exp(-1/tau_m)``, ``tau_m = 100`` steps; the released code uses 0.99);
+no biases; a spiking average-pooling neuron (2x2 kernel of 0.25, threshold 0.75, strict, no
+leak, reset to 0: the released code); spiking residual blocks (conv -> LIF -> conv, the skip
+path -- identity or 1x1 conv -- added into the *membrane* of the block's second LIF); a
+non-spiking leaky output layer read as ``output = V^L(T)/T``; loss ``1/2·Σ (output - onehot)^2``
+summed over the batch; dropout with one mask per iteration held over all ``T`` steps (on the
+spikes of every conv/linear LIF layer, scale ``1/(1-p)``, as the code); He initialisation
+``N(0, kappa/n_in)`` with ``kappa = 2`` (1 for residual networks); plain SGD, weight decay 5e-4.
+
+Two gradients, selected by ``gradient``:
+
+* ``aggregate`` (the text, eqs. 22-27): one backward pass on quantities summed over the window:
+  ``net = W·x(T)`` with ``x(T)`` the input spike counts, ``d a/d net = a'`` (eq. 22 at ``t = T``,
+  ``eq22_derivative``), ``d output / d net^L = 1/T``. Implemented by letting each layer's spike
+  count carry the gradient ``a'·d net`` (value: the real count), so autograd computes exactly
+  ``delta^l = (W^T delta^(l+1)) ⊙ a'`` and ``dW = x(T)·delta^T``.
+* ``bptt`` (the released code): backpropagation through the ``T`` unrolled steps with the spike
+  derivative ``1[V > V_th]/V_th`` (gradient only at spike steps), the reset cutting the gradient
+  at spike steps, the leak passed as identity in the backward pass, and the gradient reaching
+  each spike train multiplied by ``V_th·a'`` (the code's ``1 + ln(lam)·Σ_k lam^(T-t_k)/gamma``,
+  ``algo.surrogate.LeakCorrectedSTE``).
+
+Pooling neurons (no leak) get the same rules with ``tau_m = inf``: ``a' = 1/0.75`` when they
+fired, 0 when silent (the text gives no pooling gradient; this is eq. 13 with eq. 22's rule for
+silent neurons, and what the code's BPTT computes).
+
+Export (``to_snn``): a network of conv/linear LIF layers only -- the bundle has no pooling layer
+(SPEC 2: use strided convolutions) and no skip paths -- becomes an ``SNN`` whose bit-true mode
+(hard reset ``zero``, ``mult`` leak ``round(lam·256)/256``, strict threshold
+``floor(V_th/unit) + 1``, leaky accumulator output) the bundle expresses exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from algo import bittrue
+from algo.data import Dataset
+from algo.encoding import PoissonEncoder
+from algo.models import LEAK_FRAC, SNN, SpikingLayer, parse_arch
+from algo.neurons import LIF
+from algo.pipeline import (
+    TrainConfig,
+    Trainer,
+    evaluate,
+    fixed_inputs,
+    register_method,
+    start_bittrue,
+)
+from algo.quant import clamp_ste, floor_ste, round_ste
+from algo.surrogate import LeakCorrectedSTE, scale_grad
+from sim.semantics import signed_range
+
+TAU_M = 100.0
+CODE_LEAK = 0.99
+V_TH = 1.0
+POOL_THRESHOLD = 0.75
+GRADIENTS = ("aggregate", "bptt")
+
+
+def text_leak(tau_m: float = TAU_M) -> float:
+    """The leak factor ``exp(-1/tau_m)`` of the text (0.990050 for ``tau_m = 100``)."""
+    return math.exp(-1.0 / tau_m)
+
+
+def eq22_derivative(spikes: Tensor, tau_m: float = TAU_M, v_th: float = V_TH) -> Tensor:
+    """Eq. 22 at ``t = T`` for spike trains ``[T, ...]`` (spike ``k`` at step ``t_k`` in 1..T):
+
+    ``a' = (1/V_th)·(1 - (1/(gamma·tau_m))·Σ_k exp(-(T - t_k)/tau_m))``, 0 when the neuron
+    never fired (``gamma = 0``); ``tau_m = inf`` gives ``1/V_th`` (an IF neuron, eq. 13).
+    """
+    steps = spikes.shape[0]
+    s = spikes.detach()
+    count = s.sum(0)
+    if math.isinf(tau_m):
+        trace = torch.zeros_like(count)
+    else:
+        ages = torch.arange(steps - 1, -1, -1, dtype=s.dtype, device=s.device)
+        decay = torch.exp(-ages / tau_m).view(-1, *[1] * (s.dim() - 1))
+        trace = (s * decay).sum(0)
+    value = (1.0 - trace / (count.clamp(min=1.0) * tau_m)) / v_th
+    return torch.where(count > 0, value, torch.zeros_like(value))
+
+
+class _GatedSpike(torch.autograd.Function):
+    """``V > V_th`` with the released code's derivative ``1[V > V_th] / V_th``."""
+
+    @staticmethod
+    def forward(ctx, v: Tensor, v_th: float) -> Tensor:
+        fired = (v > v_th).to(v.dtype)
+        ctx.save_for_backward(fired)
+        ctx.v_th = v_th
+        return fired
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (fired,) = ctx.saved_tensors
+        return grad * fired / ctx.v_th, None
+
+
+def leak_identity_grad(v: Tensor, lam: float) -> Tensor:
+    """``lam·v`` in value, identity in the backward pass (the code's detach trick)."""
+    return lam * v.detach() + (v - v.detach())
+
+
+def lif_hard_reset(current: Tensor, v_th: float, lam: float, *, differentiable: bool) -> Tensor:
+    """Lee et al.'s neuron over ``current [T, N, ...]``: integrate, fire when ``V > v_th``,
+    reset to 0, else leak by ``lam``. Returns the spike train; with ``differentiable`` the
+    code's BPTT gradient flows (see the module docstring), else nothing does."""
+    v = torch.zeros_like(current[0])
+    spikes = []
+    for t in range(current.shape[0]):
+        v = v + current[t]
+        if differentiable:
+            s = _GatedSpike.apply(v, v_th)
+            v = leak_identity_grad(v * (1.0 - s.detach()), lam)
+        else:
+            s = (v > v_th).to(v.dtype)
+            v = lam * v * (1.0 - s)
+        spikes.append(s)
+    return torch.stack(spikes)
+
+
+def aggregate_count(spikes: Tensor, net: Tensor, derivative: Tensor) -> Tensor:
+    """Spike counts ``Σ_t spikes`` in value, ``derivative · d net`` in the backward pass."""
+    return spikes.detach().sum(0) + derivative * (net - net.detach())
+
+
+@dataclass
+class Flow:
+    """What passes between stages: the spike train ``[T, N, ...]`` and, for the aggregate
+    gradient, the spike counts ``[N, ...]`` that carry it."""
+
+    seq: Tensor
+    count: Tensor | None = None
+
+
+class LeeStage(nn.Module):
+    """Base of the network's stages; ``lam`` and the gradient form come from the network."""
+
+    def run(self, flow: Flow, net: LeeNet) -> Flow:
+        raise NotImplementedError
+
+
+def _apply(synapse: nn.Module, seq: Tensor) -> Tensor:
+    """A synapse applied to every step of ``seq [T, N, ...]``."""
+    steps, n = seq.shape[:2]
+    flat = seq.reshape(steps * n, *seq.shape[2:])
+    if isinstance(synapse, nn.Linear):
+        flat = flat.reshape(steps * n, -1)
+    out = synapse(flat)
+    return out.reshape(steps, n, *out.shape[1:])
+
+
+def _synapse_on_count(synapse: nn.Module, count: Tensor) -> Tensor:
+    return synapse(count.reshape(count.shape[0], -1) if isinstance(synapse, nn.Linear) else count)
+
+
+class SpikingSynapseLayer(LeeStage):
+    """A conv or linear synapse feeding LIF neurons (hard reset, leak), dropout on its spikes."""
+
+    def __init__(self, synapse: nn.Linear | nn.Conv2d) -> None:
+        super().__init__()
+        self.synapse = synapse
+
+    def run(self, flow: Flow, net: LeeNet) -> Flow:
+        current = _apply(self.synapse, flow.seq)
+        return net.fire(
+            current, _synapse_on_count(self.synapse, flow.count) if flow.count is not None else None
+        )
+
+
+class SpikingAvgPool(LeeStage):
+    """The paper's pooling neuron: 2x2 kernel of 0.25, stride 2, threshold 0.75 (strict),
+    no leak, reset to 0; no dropout."""
+
+    def __init__(self, threshold: float = POOL_THRESHOLD, kernel: int = 2) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.kernel = kernel
+
+    def pool(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(x, self.kernel, self.kernel)
+
+    def run(self, flow: Flow, net: LeeNet) -> Flow:
+        steps, n = flow.seq.shape[:2]
+        current = self.pool(flow.seq.reshape(steps * n, *flow.seq.shape[2:]))
+        current = current.reshape(steps, n, *current.shape[1:])
+        if flow.count is None:
+            return Flow(lif_hard_reset(current, self.threshold, 1.0, differentiable=True))
+        with torch.no_grad():
+            seq = lif_hard_reset(current, self.threshold, 1.0, differentiable=False)
+        derivative = eq22_derivative(seq, math.inf, self.threshold)
+        return Flow(seq, aggregate_count(seq, self.pool(flow.count), derivative))
+
+
+class SpikingResidualBlock(LeeStage):
+    """conv -> LIF -> conv, plus a skip path (identity, or a 1x1 conv when the channels or the
+    stride change) added into the membrane of the second LIF."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.skip: nn.Module = (
+            nn.Identity()
+            if in_channels == out_channels and stride == 1
+            else nn.Conv2d(in_channels, out_channels, 1, stride, 0, bias=False)
+        )
+
+    def run(self, flow: Flow, net: LeeNet) -> Flow:
+        inner_count = None
+        if flow.count is not None:
+            inner_count = self.conv1(flow.count)
+        inner = net.fire(_apply(self.conv1, flow.seq), inner_count)
+        current = _apply(self.conv2, inner.seq) + _apply(self.skip, flow.seq)
+        total = None
+        if flow.count is not None:
+            total = self.conv2(inner.count) + self.skip(flow.count)
+        return net.fire(current, total)
+
+
+def parse_lee_arch(spec: str) -> list[tuple[str, dict[str, int]]]:
+    """Stages from ``"c12k3-p-r32s2-100"``: ``c<out>k<k>s<s>p<p>`` conv (``parse_arch``), ``p``
+    the spiking 2x2 average pool, ``r<out>`` / ``r<out>s<stride>`` a residual block, ``<n>``
+    a linear layer. The output layer is added by ``LeeNet``."""
+    stages: list[tuple[str, dict[str, int]]] = []
+    for token in filter(None, spec.replace(",", "-").split("-")):
+        token = token.strip().lower()
+        if token == "p":
+            stages.append(("pool", {}))
+        elif token.startswith("r") and token[1:].replace("s", "", 1).isdigit():
+            out, _, stride = token[1:].partition("s")
+            stages.append(("residual", {"out": int(out), "stride": int(stride or 1)}))
+        else:
+            (layer,) = parse_arch(token)
+            stages.append((layer.kind, dataclasses.asdict(layer)))
+    return stages
+
+
+class LeeNet(nn.Module):
+    """A Lee et al. 2020 network on Poisson spike trains ``[N, T, *input_shape]``."""
+
+    def __init__(
+        self,
+        arch: str,
+        input_shape: Sequence[int],
+        classes: int,
+        timesteps: int,
+        *,
+        gradient: str = "aggregate",
+        leak: float = CODE_LEAK,
+        tau_m: float = TAU_M,
+        v_th: float = V_TH,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if gradient not in GRADIENTS:
+            raise ValueError(f"unknown gradient {gradient!r}; expected one of {list(GRADIENTS)}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.arch = arch
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.timesteps = timesteps
+        self.gradient = gradient
+        self.leak = float(leak)
+        self.tau_m = float(tau_m)
+        self.v_th = float(v_th)
+        self.dropout = dropout
+        self.stages = nn.ModuleList()
+        shape = self.input_shape
+        residual = False
+        for kind, spec in parse_lee_arch(arch):
+            if kind != "linear" and len(shape) != 3:
+                raise ValueError(f"{kind} stage in {arch!r} needs a [C, H, W] input, got {shape}")
+            if kind == "linear":
+                stage: LeeStage = SpikingSynapseLayer(
+                    nn.Linear(math.prod(shape), spec["out"], bias=False)
+                )
+                shape = (spec["out"],)
+            elif kind == "conv2d":
+                k, s, p = spec["kernel"], spec["stride"], spec["padding"]
+                stage = SpikingSynapseLayer(nn.Conv2d(shape[0], spec["out"], k, s, p, bias=False))
+                shape = (
+                    spec["out"],
+                    (shape[1] + 2 * p - k) // s + 1,
+                    (shape[2] + 2 * p - k) // s + 1,
+                )
+            elif kind == "pool":
+                stage = SpikingAvgPool()
+                shape = (shape[0], shape[1] // 2, shape[2] // 2)
+            else:
+                residual = True
+                s = spec["stride"]
+                stage = SpikingResidualBlock(shape[0], spec["out"], s)
+                shape = (spec["out"], (shape[1] - 1) // s + 1, (shape[2] - 1) // s + 1)
+            self.stages.append(stage)
+        self.out = nn.Linear(math.prod(shape), classes, bias=False)
+        self.kappa = 1.0 if residual else 2.0
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Conv2d):
+                fan_in = module.weight[0].numel()
+                nn.init.normal_(module.weight, 0.0, math.sqrt(self.kappa / fan_in))
+        self.rates: list[float] = []
+        self._masks: list[Tensor] = []
+
+    @property
+    def plain(self) -> bool:
+        """True when every stage is a conv/linear LIF layer (what a bundle can express)."""
+        return all(isinstance(stage, SpikingSynapseLayer) for stage in self.stages)
+
+    def fire(self, current: Tensor, net_count: Tensor | None) -> Flow:
+        """LIF neurons on ``current [T, N, ...]`` with the selected gradient, then dropout."""
+        if net_count is None:
+            seq = lif_hard_reset(current, self.v_th, self.leak, differentiable=True)
+            factor = LeakCorrectedSTE().output_correction(seq, self.leak)
+            flow = Flow(scale_grad(seq, factor))
+        else:
+            with torch.no_grad():
+                seq = lif_hard_reset(current, self.v_th, self.leak, differentiable=False)
+            derivative = eq22_derivative(seq, self.tau_m, self.v_th)
+            flow = Flow(seq, aggregate_count(seq, net_count, derivative))
+        self.rates.append(float(flow.seq.detach().mean()))
+        if self.training and self.dropout > 0:
+            mask = (torch.rand(flow.seq.shape[1:], device=flow.seq.device) >= self.dropout).to(
+                flow.seq.dtype
+            ) / (1.0 - self.dropout)
+            self._masks.append(mask)
+            flow = Flow(flow.seq * mask, None if flow.count is None else flow.count * mask)
+        return flow
+
+    def forward(self, trains: Tensor) -> Tensor:
+        """``output = V^L(T)/T`` for Poisson trains ``[N, T, *input_shape]``."""
+        seq = trains.to(torch.float32).transpose(0, 1)
+        steps = seq.shape[0]
+        self.rates, self._masks = [], []
+        flow = Flow(seq, seq.sum(0) if self.gradient == "aggregate" else None)
+        for stage in self.stages:
+            flow = stage.run(flow, self)
+        current = _apply(self.out, flow.seq)
+        if flow.count is None:
+            v = torch.zeros_like(current[0])
+            for t in range(steps):
+                v = leak_identity_grad(v, self.leak) + current[t]
+            return v / steps
+        with torch.no_grad():
+            v = torch.zeros_like(current[0])
+            for t in range(steps):
+                v = self.leak * v + current[t]
+        net_out = _synapse_on_count(self.out, flow.count)
+        return v / steps + (net_out - net_out.detach()) / steps
+
+
+def mse_half_sum(output: Tensor, labels: Tensor) -> Tensor:
+    """Eq. 9, ``1/2·Σ_j (output_j - label_j)^2``, summed over the batch (the code's sum)."""
+    target = F.one_hot(labels, output.shape[1]).to(output.dtype)
+    return 0.5 * ((output - target) ** 2).sum()
+
+
+def poisson_trains(
+    codes: np.ndarray | Tensor, scale: float, timesteps: int, generator: torch.Generator
+) -> Tensor:
+    """Rate coding: spike with probability ``code·scale`` at each step (text: ``rate = 1``)."""
+    return PoissonEncoder()(torch.as_tensor(codes), timesteps, scale, generator)
+
+
+@torch.no_grad()
+def accuracy(
+    net: LeeNet,
+    codes: np.ndarray,
+    labels: np.ndarray,
+    scale: float,
+    *,
+    seed: int,
+    steps: int | None = None,
+) -> float:
+    """Test accuracy on fixed-seed Poisson trains (over the first ``steps`` steps if given)."""
+    net.eval()
+    steps = steps or net.timesteps
+    x = poisson_trains(
+        codes.reshape(len(codes), *net.input_shape),
+        scale,
+        steps,
+        torch.Generator().manual_seed(seed),
+    )
+    preds = [net(x[i : i + 500]).argmax(1).numpy() for i in range(0, len(x), 500)]
+    return float(np.mean(np.concatenate(preds) == labels))
+
+
+def train_lee(
+    net: LeeNet,
+    data: Dataset,
+    trainer: Trainer,
+    *,
+    epochs: int,
+    lr: float = 0.003,
+    weight_decay: float = 5e-4,
+    batch_size: int = 32,
+    rate: float = 1.0,
+    seed: int = 0,
+    eval_every: int = 1,
+) -> None:
+    """Plain SGD on eq. 9 (summed over the batch), lr x 0.2 at 70/150, 100/150 and 125/150 of
+    the epochs (the paper's schedule scaled to ``epochs``; the factor is the code's)."""
+    optimiser = torch.optim.SGD(net.parameters(), lr=lr, weight_decay=weight_decay)
+    milestones = sorted({max(1, round(epochs * f / 150)) for f in (70, 100, 125)})
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones, gamma=0.2)
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    scale = data.scale * rate
+    x_all = torch.as_tensor(data.x_train).reshape(len(data.x_train), *net.input_shape)
+    y_all = torch.as_tensor(data.y_train)
+    for epoch in range(epochs):
+        net.train()
+        start, total_loss, correct = time.perf_counter(), 0.0, 0
+        order = torch.as_tensor(rng.permutation(len(y_all)))
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            output = net(poisson_trains(x_all[idx], scale, net.timesteps, generator))
+            loss = mse_half_sum(output, y_all[idx])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total_loss += float(loss.detach())
+            correct += int((output.argmax(1) == y_all[idx]).sum())
+        schedule.step()
+        record: dict[str, Any] = {
+            "phase": f"lee2020-{net.gradient}",
+            "mode": "float",
+            "epoch": epoch + 1,
+            "loss": total_loss / len(y_all),
+            "train_acc": correct / len(y_all),
+            "seconds": time.perf_counter() - start,
+        }
+        if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
+            record["test_acc"] = accuracy(
+                net, data.x_test, data.y_test, scale, seed=trainer.eval_seed
+            )
+        trainer.history.append(record)
+        trainer.log(
+            f"lee2020 ({net.gradient}) epoch {epoch + 1}/{epochs}: loss {record['loss']:.4f}, "
+            f"train {record['train_acc']:.4f}, test {record.get('test_acc', math.nan):.4f} "
+            f"({record['seconds']:.1f} s)"
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# export
+
+
+class StrictThresholdLayer(SpikingLayer):
+    """A hidden layer whose comparator is the paper's strict ``V > V_th``: in integers
+    ``theta = floor(V_th / unit) + 1`` (SPEC 2)."""
+
+    def int_layer(self, w_bits: int, v_bits: int, in_unit: float) -> bittrue.IntLayer:
+        base = super().int_layer(w_bits, v_bits, in_unit)
+        threshold = self.neuron.threshold.to(bittrue.DTYPE)
+        theta = clamp_ste(floor_ste(threshold / base.unit) + 1.0, 1, signed_range(v_bits)[1])
+        return dataclasses.replace(base, theta=theta)
+
+
+class LeakyAccumulator(nn.Module):
+    """Non-spiking output neuron that leaks (``V <- lam·V + I``); the final ``V`` is the output."""
+
+    fire = "accum"
+    reset = "none"
+    leak_mode = "mult"
+
+    def __init__(self, leak: float) -> None:
+        super().__init__()
+        self.leak_value = float(leak)
+
+    def forward(self, current: Tensor) -> Tensor:
+        v = torch.zeros_like(current[0])
+        for t in range(current.shape[0]):
+            v = self.leak_value * v + current[t]
+        return v
+
+
+class LeakyOutputLayer(SpikingLayer):
+    """The output layer with its leak in the integer domain (``lam = round(leak·2^8)``)."""
+
+    def int_layer(self, w_bits: int, v_bits: int, in_unit: float) -> bittrue.IntLayer:
+        base = super().int_layer(w_bits, v_bits, in_unit)
+        lam = clamp_ste(
+            round_ste(torch.tensor(self.neuron.leak_value, dtype=bittrue.DTYPE) * (1 << LEAK_FRAC)),
+            0,
+            1 << LEAK_FRAC,
+        )
+        return dataclasses.replace(base, leak_mode="mult", lam=lam, frac=LEAK_FRAC)
+
+
+def to_snn(net: LeeNet, *, input_scale: float, w_bits: int = 6, v_bits: int = 16) -> SNN:
+    """The deployable ``SNN`` for a plain (conv/linear only) ``LeeNet``; pooling stages and
+    residual blocks raise ``ValueError`` naming what the bundle cannot express."""
+    for index, stage in enumerate(net.stages):
+        if isinstance(stage, SpikingAvgPool):
+            raise ValueError(
+                f"stage {index + 1} is a spiking pooling neuron: a bundle has no pooling layer "
+                "(SPEC 2); use a strided convolution instead"
+            )
+        if isinstance(stage, SpikingResidualBlock):
+            raise ValueError(
+                f"stage {index + 1} is a residual block: a bundle has no skip paths (a layer "
+                "reads only the previous layer's spikes)"
+            )
+    layers: list[SpikingLayer] = []
+    shape = net.input_shape
+    for index, stage in enumerate(net.stages):
+        synapse = stage.synapse
+        copy: nn.Linear | nn.Conv2d
+        if isinstance(synapse, nn.Linear):
+            copy = nn.Linear(synapse.in_features, synapse.out_features, bias=False)
+        else:
+            copy = nn.Conv2d(
+                synapse.in_channels,
+                synapse.out_channels,
+                synapse.kernel_size,
+                synapse.stride,
+                synapse.padding,
+                bias=False,
+            )
+        with torch.no_grad():
+            copy.weight.copy_(synapse.weight)
+        neuron = LIF(
+            net.v_th,
+            net.leak,
+            "zero",
+            "lee",
+            leak_mode="mult",
+            learn_threshold=False,
+            learn_leak=False,
+        )
+        kind = "fc" if isinstance(synapse, nn.Linear) else "conv"
+        layer = StrictThresholdLayer(
+            copy, neuron, shape, name=f"{kind}{index + 1}", dropout=net.dropout
+        )
+        layers.append(layer)
+        shape = layer.out_shape
+    out = nn.Linear(net.out.in_features, net.out.out_features, bias=False)
+    with torch.no_grad():
+        out.weight.copy_(net.out.weight)
+    layers.append(LeakyOutputLayer(out, LeakyAccumulator(net.leak), shape, name="out"))
+    return SNN(
+        layers,
+        net.input_shape,
+        net.timesteps,
+        encoder="poisson",
+        input_bits=1,
+        input_scale=input_scale,
+        w_bits=w_bits,
+        v_bits=v_bits,
+        quant="symmetric",
+    )
+
+
+def options_leak(options: dict[str, str], tau_m: float) -> float:
+    """``leak``: ``code`` (0.99, default), ``text`` (``exp(-1/tau_m)``) or a number."""
+    value = options.get("leak", "code")
+    if value == "code":
+        return CODE_LEAK
+    if value == "text":
+        return text_leak(tau_m)
+    return float(value)
+
+
+@register_method("lee2020")
+def lee2020_method(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer) -> SNN:
+    """Train a plain ``LeeNet`` (``config.arch``, ``timesteps``, ``dropout``, ``batch_size``,
+    ``snn_epochs``; options ``gradient`` aggregate|bptt, ``lr`` 0.003, ``leak`` code|text|x,
+    ``tau_m`` 100, ``rate`` 1), then deploy it (``to_snn``), calibrate the input shifts and
+    fine-tune bit-true for ``bittrue_epochs``; returns the deployable network."""
+    if config.encoding != "poisson":
+        raise ValueError("lee2020 trains on Poisson rate input: pass --encoding poisson")
+    options = dict(config.method_options or {})
+    tau_m = float(options.get("tau_m", TAU_M))
+    rate = float(options.get("rate", 1.0))
+    lee = LeeNet(
+        config.arch,
+        net.input_shape,
+        data.classes,
+        config.timesteps,
+        gradient=options.get("gradient", "aggregate"),
+        leak=options_leak(options, tau_m),
+        tau_m=tau_m,
+        dropout=config.dropout,
+    )
+    train_lee(
+        lee,
+        data,
+        trainer,
+        epochs=config.snn_epochs,
+        lr=float(options.get("lr", 0.003)),
+        weight_decay=float(options.get("weight_decay", 5e-4)),
+        batch_size=config.batch_size,
+        rate=rate,
+        seed=config.seed + 1,
+        eval_every=config.eval_every,
+    )
+    deploy = to_snn(lee, input_scale=data.scale * rate, w_bits=config.w_bits, v_bits=config.v_bits)
+    deploy.calibrate_shifts(
+        fixed_inputs(deploy, data.x_train[: config.balance_samples], config.seed)
+    )
+    record = {
+        "phase": "deploy",
+        "mode": "bittrue",
+        "epoch": 0,
+        "lee2020_test_acc": accuracy(
+            lee, data.x_test, data.y_test, data.scale * rate, seed=trainer.eval_seed
+        ),
+        "test_acc": evaluate(deploy, data.x_test, data.y_test, "bittrue", trainer.eval_seed),
+    }
+    trainer.history.append(record)
+    trainer.log(
+        f"Lee 2020 float {record['lee2020_test_acc']:.4f}; deployed bit-true before fine-tuning "
+        f"{record['test_acc']:.4f}"
+    )
+    start_bittrue(deploy, data, config, trainer)
+    return deploy
