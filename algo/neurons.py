@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from algo.lif_fused import lif_fused
 from algo.surrogate import Surrogate, get_surrogate, scale_grad, spike
 from sim.semantics import LEAK_MODES, RESET_MODES
 
@@ -59,6 +60,9 @@ class LIF(nn.Module):
 
     ``leak_mode`` ``mult`` trains ``leak`` (lambda in [0, 1]); ``shift`` fixes lambda to
     ``1 - 2^-k``; ``none`` is an IF neuron. ``reset``: ``sub`` (soft), ``zero`` (hard), ``none``.
+    ``fused`` (default) runs all steps as one autograd node with a hand-written BPTT
+    (``algo.lif_fused``: same spikes and input gradients); ``False`` uses the step-by-step
+    reference ``lif_sequence``.
     """
 
     fire = "lif"
@@ -75,6 +79,7 @@ class LIF(nn.Module):
         learn_threshold: bool = True,
         learn_leak: bool = True,
         detach_reset: bool = False,
+        fused: bool = True,
     ) -> None:
         super().__init__()
         if reset not in RESET_MODES:
@@ -90,6 +95,7 @@ class LIF(nn.Module):
         self.shift_k = shift_k
         self.surrogate = get_surrogate(surrogate)
         self.detach_reset = detach_reset
+        self.fused = fused
 
     def lam(self) -> Tensor:
         """The effective multiplicative leak lambda in [0, 1]."""
@@ -103,14 +109,19 @@ class LIF(nn.Module):
         """Spikes ``[T, N, ...]`` for the input current ``[T, N, ...]`` (float domain)."""
         lam = self.lam().to(current.dtype)
         theta = self.threshold.clamp(min=1e-3)
-        spikes, _ = lif_sequence(
-            current,
-            theta,
-            lambda v: v * lam,
-            self.reset,
-            self.surrogate,
-            detach_reset=self.detach_reset,
-        )
+        if self.fused:
+            spikes, _ = lif_fused(
+                current, theta, lam, self.surrogate, self.reset, detach_reset=self.detach_reset
+            )
+        else:
+            spikes, _ = lif_sequence(
+                current,
+                theta,
+                lambda v: v * lam,
+                self.reset,
+                self.surrogate,
+                detach_reset=self.detach_reset,
+            )
         return self.correct(spikes, lam)
 
     def correct(self, spikes: Tensor, lam: Tensor | float) -> Tensor:
