@@ -414,3 +414,4 @@ def train(config: TrainConfig, data: Dataset, trainer: Trainer | None = None) ->
 from algo import bntt as _bntt  # noqa: E402, F401
 from algo import lee2020 as _lee2020  # noqa: E402, F401
 from algo import conversion as _conversion  # noqa: E402, F401
+from algo import bpsr as _bpsr  # noqa: E402, F401

@@ -1,0 +1,279 @@
+"""``python -m algo.conversion_sweep``: conversion accuracy against ``T`` (golden model).
+
+Trains the ANNs once (spike-norm and percentile share one without bias or batch norm; ECC has
+its own with bias and batch norm), converts them, and for every ``T`` exports a bundle
+(``OUT/<variant>/T<T>/``), runs it in the golden model and in the bit-true PyTorch pass
+(every spike and output potential compared; the command exits 1 on any difference) and
+records accuracy, spikes and synaptic operations per sample. Writes ``OUT/results.json``,
+``OUT/results.md`` (the table) and ``OUT/accuracy_vs_T.png``.
+
+    python -m algo.conversion_sweep --dataset digits --out runs/conversion-digits
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+#: Paper defaults per variant: spike-norm feeds Poisson trains to reset-to-zero IF neurons
+#: (Sengupta et al.), ACE-SNN and ECC feed the analog input as a constant current.
+ENCODING = {"spikenorm": "poisson", "percentile": "direct", "ecc": "direct", "ecc-eta0": "direct"}
+RESET = {"spikenorm": "zero", "percentile": "sub", "ecc": "sub", "ecc-eta0": "sub"}
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "digits": {"arch": "256-128", "ann_epochs": 30, "timesteps": "1,2,4,8,16,32,64,128"},
+    "fashion-mnist": {"arch": "c32k3s2-c64k3s2-256", "ann_epochs": 8, "timesteps": "2,4,8,16,32"},
+}
+DEFAULTS["mnist"] = dict(DEFAULTS["fashion-mnist"])
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m algo.conversion_sweep", description=__doc__)
+    add = p.add_argument
+    add("--dataset", default="digits", choices=sorted(DEFAULTS))
+    add("--data", metavar="DIR", help="directory with the IDX files (fashion-mnist, mnist)")
+    add("--out", required=True, metavar="DIR", help="output directory")
+    add(
+        "--variants",
+        default="spikenorm,percentile,ecc",
+        help="comma list of spikenorm, percentile, ecc, ecc-eta0 (ECC without TRE)",
+    )
+    add("--timesteps", help="comma list of T (digits: 1..128, image sets: 2..32)")
+    add("--arch", help="hidden layers (digits 256-128, image sets c32k3s2-c64k3s2-256)")
+    add("--ann-epochs", type=int)
+    add("--ann-lr", type=float, default=1e-3)
+    add("--batch-size", type=int, default=64)
+    add("--dropout", type=float, default=0.1)
+    add("--w-bits", type=int, default=6)
+    add("--v-bits", type=int, default=16)
+    add("--calib-samples", type=int, help="spike-norm: training samples (default: all)")
+    add("--calib-timesteps", type=int, default=100, help="spike-norm: steps (default 100)")
+    add("--eta", type=float, default=0.5, help="ECC's TRE eta (default 0.5)")
+    add("--kappa", type=int, default=100, help="ECC's integer kappa (default 100)")
+    add("--spikenorm-encoding", choices=("poisson", "direct"), default="poisson")
+    add("--limit-train", type=int, metavar="N")
+    add("--limit-test", type=int, metavar="N")
+    add("--seed", type=int, default=0)
+    add("--threads", type=int, default=2)
+    return p
+
+
+def _ints(text: str) -> list[int]:
+    values = [int(v) for v in text.split(",") if v.strip()]
+    if not values or min(values) < 1:
+        raise SystemExit(f"error: --timesteps needs positive integers, got {text!r}")
+    return values
+
+
+def sweep(
+    conversion: Any, data: Any, timesteps: list[int], out: Path, seed: int, log: Any = print
+) -> list[dict[str, Any]]:
+    """Export, run and check one converted network at every ``T``; one record per ``T``."""
+    from algo.conversion import bundle_inputs, calibrate, check_bundle, set_timesteps
+    from algo.export import export
+    from algo.pipeline import evaluate
+    from algo.report import firing_rates
+    from sim.bundle import load_bundle
+
+    net, rows = conversion.net, []
+    n = len(data.y_test)
+    for steps in timesteps:
+        started = time.perf_counter()
+        set_timesteps(net, steps)
+        float_acc = evaluate(net, data.x_test, data.y_test, "float", seed)
+        shifts = calibrate(net, data.x_train[:128], steps, seed)
+        meta = {"training": {"method": f"convert-{conversion.variant}", "dataset": data.name}}
+        path = export(net, out / conversion.variant / f"T{steps}", meta)
+        bundle = load_bundle(path)
+        check = check_bundle(bundle, bundle_inputs(net, data.x_test, seed), data.y_test)
+        counters = check.result.counters
+        hidden = list(check.result.spikes)[:-1]
+        row = {
+            "timesteps": steps,
+            "float_snn": float_acc,
+            "golden": check.accuracy,
+            "bit_exact": check.equal,
+            "mismatches": check.mismatches,
+            "spike_values_compared": check.spike_values_compared,
+            "potentials_compared": check.potentials_compared,
+            "spikes_per_sample": sum(int(check.result.spikes[k].sum()) for k in hidden) / n,
+            "synaptic_ops_per_sample": sum(c.synaptic_ops for c in counters.values()) / n,
+            "mac_ops_per_sample": sum(c.mac_ops for c in counters.values()) / n,
+            "firing_rates": firing_rates(check.result.spikes),
+            "input_shifts": shifts,
+            "thresholds": [layer.threshold for layer in bundle.layers if layer.fire == "lif"],
+            "bundle": str(path),
+            "seconds": time.perf_counter() - started,
+        }
+        rows.append(row)
+        log(
+            f"{conversion.variant} T={steps}: float SNN {100 * float_acc:.2f}%, golden "
+            f"{100 * check.accuracy:.2f}%, {row['spikes_per_sample']:.0f} spikes and "
+            f"{row['synaptic_ops_per_sample']:.0f} synaptic ops per sample, bit-exact "
+            f"{check.equal} ({row['seconds']:.1f} s)"
+        )
+    return rows
+
+
+def table(results: dict[str, Any]) -> str:
+    """The results as a markdown table."""
+    lines = [
+        "| variant | T | ANN | float SNN | golden (integer) | spikes / sample | "
+        "synaptic ops / sample | bit-exact |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in results["variants"].items():
+        for row in entry["rows"]:
+            lines.append(
+                f"| {name} | {row['timesteps']} | {100 * entry['ann_accuracy']:.2f} % | "
+                f"{100 * row['float_snn']:.2f} % | {100 * row['golden']:.2f} % | "
+                f"{row['spikes_per_sample']:,.0f} | {row['synaptic_ops_per_sample']:,.0f} | "
+                f"{'yes' if row['bit_exact'] else 'NO'} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> Path:
+    """Golden accuracy (solid) and float-SNN accuracy (dashed) against T; ops per sample."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax_ops) = plt.subplots(1, 2, figsize=(11, 4))
+    for index, (name, entry) in enumerate(results["variants"].items()):
+        color = f"C{index}"
+        ts = [r["timesteps"] for r in entry["rows"]]
+        ax.plot(ts, [100 * r["golden"] for r in entry["rows"]], "o-", color=color, label=name)
+        ax.plot(ts, [100 * r["float_snn"] for r in entry["rows"]], "--", color=color, lw=0.8)
+        ax.axhline(100 * entry["ann_accuracy"], color=color, ls=":", lw=0.8)
+        ax_ops.plot(ts, [r["synaptic_ops_per_sample"] for r in entry["rows"]], "o-", color=color)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("time steps T")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(
+        f"{results['dataset']}: golden model (solid), float SNN (dashed), ANN (dotted)",
+        fontsize=9,
+    )
+    ax.legend(loc="lower right")
+    ax_ops.set_xscale("log", base=2)
+    ax_ops.set_yscale("log")
+    ax_ops.set_xlabel("time steps T")
+    ax_ops.set_ylabel("synaptic operations per sample")
+    for a in (ax, ax_ops):
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    started = time.perf_counter()
+    import torch
+
+    from algo import conversion as C
+    from algo.data import load_dataset
+    from algo.encoding import get_encoder
+    from algo.pipeline import TrainConfig, Trainer, input_shape_for
+    from algo.report import write_json
+
+    torch.set_num_threads(max(1, args.threads))
+    defaults = DEFAULTS[args.dataset]
+    arch = args.arch or defaults["arch"]
+    timesteps = _ints(args.timesteps or defaults["timesteps"])
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(variants) - set(ENCODING))
+    if unknown:
+        raise SystemExit(f"error: unknown variant(s) {unknown}; expected {sorted(ENCODING)}")
+    data = load_dataset(args.dataset, args.data).limited(args.limit_train, args.limit_test)
+    out = Path(args.out)
+    config = TrainConfig(
+        arch=arch,
+        ann_epochs=args.ann_epochs or defaults["ann_epochs"],
+        ann_lr=args.ann_lr,
+        batch_size=args.batch_size,
+        dropout=args.dropout,
+        w_bits=args.w_bits,
+        v_bits=args.v_bits,
+        seed=args.seed,
+    )
+    trainer = Trainer(progress=False)
+    encodings = dict(ENCODING, spikenorm=args.spikenorm_encoding)
+    results: dict[str, Any] = {
+        "dataset": args.dataset,
+        "arch": arch,
+        "w_bits": args.w_bits,
+        "v_bits": args.v_bits,
+        "train_samples": len(data.y_train),
+        "test_samples": len(data.y_test),
+        "command": "python -m algo.conversion_sweep "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "variants": {},
+    }
+    anns: dict[bool, tuple[Any, float, float]] = {}
+    ok = True
+    for name in variants:
+        variant = "ecc" if name.startswith("ecc") else name
+        settings = C.ConversionSettings(
+            calib_samples=args.calib_samples,
+            calib_timesteps=args.calib_timesteps,
+            eta=0.0 if name == "ecc-eta0" else args.eta,
+            kappa=args.kappa,
+            seed=args.seed,
+        )
+        key = variant == "ecc"
+        if key not in anns:
+            torch.manual_seed(args.seed)
+            ann = C.ann_for(config, data, variant, settings)
+            t0 = time.perf_counter()
+            accuracy = C.train_ann(ann, data, config, trainer, phase=f"ann ({variant})")
+            anns[key] = (ann, accuracy, time.perf_counter() - t0)
+        ann, ann_accuracy, ann_seconds = anns[key]
+        template = {
+            "input_shape": input_shape_for(arch, data),
+            "timesteps": timesteps[0],
+            "encoder": get_encoder(encodings[name]),
+            "input_bits": data.bits,
+            "input_signed": data.signed,
+            "input_scale": data.scale,
+            "w_bits": args.w_bits,
+            "v_bits": args.v_bits,
+        }
+        t0 = time.perf_counter()
+        done = C.convert(variant, ann, data.x_train, template, settings, reset=RESET[name])
+        convert_seconds = time.perf_counter() - t0
+        print(f"{name}: thresholds {[round(t, 4) for t in done.thresholds]}")
+        rows = sweep(done, data, timesteps, out, args.seed + 1234)
+        ok = ok and all(r["bit_exact"] for r in rows)
+        results["variants"][name] = {
+            "encoding": encodings[name],
+            "reset": RESET[name],
+            "ann_accuracy": ann_accuracy,
+            "ann_train_seconds": ann_seconds,
+            "convert_seconds": convert_seconds,
+            "float_thresholds": done.thresholds,
+            "lambdas": done.lambdas,
+            "settings": settings.to_dict(),
+            "rows": rows,
+        }
+    results["total_seconds"] = time.perf_counter() - started
+    write_json(out / "results.json", results)
+    (out / "results.md").write_text(table(results))
+    plot(results, out / "accuracy_vs_T.png")
+    print(table(results))
+    seconds = results["total_seconds"]
+    print(f"wrote {out}/results.json, results.md, accuracy_vs_T.png ({seconds:.0f} s)")
+    if not ok:
+        print("ERROR: a bundle's bit-true pass differs from the golden model", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
