@@ -28,10 +28,12 @@ Pooling neurons (no leak) get the same rules with ``tau_m = inf``: ``a' = 1/0.75
 fired, 0 when silent (the text gives no pooling gradient; this is eq. 13 with eq. 22's rule for
 silent neurons, and what the code's BPTT computes).
 
-Export (``to_snn``): a network of conv/linear LIF layers only -- the bundle has no pooling layer
-(SPEC 2: use strided convolutions) and no skip paths -- becomes an ``SNN`` whose bit-true mode
-(hard reset ``zero``, ``mult`` leak ``round(lam·256)/256``, strict threshold
-``floor(V_th/unit) + 1``, leaky accumulator output) the bundle expresses exactly.
+Export (``to_snn``): a network of conv/linear LIF layers and pooling neurons becomes an ``SNN``
+whose bit-true mode (hard reset ``zero``, ``mult`` leak ``round(lam·256)/256``, strict
+threshold ``floor(V_th/unit) + 1``, leaky accumulator output) the bundle expresses exactly. The
+pooling neuron is not a pooling layer (SPEC 2 has none) but a spiking layer with fixed weights,
+so it exports as a conv layer (``PoolingNeuronLayer``). Residual blocks cannot be exported: a
+bundle layer reads only the previous layer's spikes.
 """
 
 from __future__ import annotations
@@ -504,15 +506,65 @@ class LeakyOutputLayer(SpikingLayer):
         return dataclasses.replace(base, leak_mode="mult", lam=lam, frac=LEAK_FRAC)
 
 
+class PoolingNeuronLayer(SpikingLayer):
+    """The pooling neuron as an ordinary spiking conv layer with fixed weights: a ``C -> C``
+    2x2 stride-2 convolution whose kernel is ``w = 0.25`` from channel ``c`` to channel ``c``
+    and 0 elsewhere (a bundle has no groups), no leak, reset to 0, strict threshold 0.75.
+
+    Its potential is always a multiple of ``w``, so the integer layer is exact: weights 1,
+    ``theta = floor(0.75 / 0.25) + 1 = 4`` (fire when more than 3 input spikes accumulated
+    since the last reset), input shift 0. The float modes use the threshold ``0.75 + w/2``,
+    which is the strict comparison on multiples of ``w``.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        in_shape: Sequence[int],
+        *,
+        name: str,
+        threshold: float = POOL_THRESHOLD,
+        kernel: int = 2,
+    ) -> None:
+        weight = 1.0 / (kernel * kernel)
+        synapse = nn.Conv2d(channels, channels, kernel, kernel, 0, bias=False)
+        with torch.no_grad():
+            synapse.weight.zero_()
+            for c in range(channels):
+                synapse.weight[c, c] = weight
+        synapse.weight.requires_grad_(False)
+        neuron = LIF(
+            threshold + weight / 2,
+            1.0,
+            "zero",
+            "lee",
+            leak_mode="none",
+            learn_threshold=False,
+            learn_leak=False,
+        )
+        super().__init__(synapse, neuron, in_shape, name=name)
+        self.pool_weight = weight
+        self.pool_threshold = float(threshold)
+
+    def int_layer(self, w_bits: int, v_bits: int, in_unit: float) -> bittrue.IntLayer:
+        base = super().int_layer(w_bits, v_bits, in_unit)
+        ones = (self.synapse.weight.detach() > 0).to(bittrue.DTYPE)
+        steps = math.floor(round(self.pool_threshold / self.pool_weight, 9)) + 1
+        return dataclasses.replace(
+            base,
+            weight=ones,
+            theta=torch.tensor(float(steps), dtype=bittrue.DTYPE),
+            leak_mode="none",
+            input_shift=0,
+            unit=self.pool_weight * in_unit,
+        )
+
+
 def to_snn(net: LeeNet, *, input_scale: float, w_bits: int = 6, v_bits: int = 16) -> SNN:
-    """The deployable ``SNN`` for a plain (conv/linear only) ``LeeNet``; pooling stages and
-    residual blocks raise ``ValueError`` naming what the bundle cannot express."""
+    """The deployable ``SNN`` for a ``LeeNet`` of conv/linear LIF layers and pooling neurons
+    (``PoolingNeuronLayer``); a residual block raises ``ValueError``: a bundle layer reads
+    only the previous layer's spikes, so there is no skip path."""
     for index, stage in enumerate(net.stages):
-        if isinstance(stage, SpikingAvgPool):
-            raise ValueError(
-                f"stage {index + 1} is a spiking pooling neuron: a bundle has no pooling layer "
-                "(SPEC 2); use a strided convolution instead"
-            )
         if isinstance(stage, SpikingResidualBlock):
             raise ValueError(
                 f"stage {index + 1} is a residual block: a bundle has no skip paths (a layer "
@@ -521,6 +573,13 @@ def to_snn(net: LeeNet, *, input_scale: float, w_bits: int = 6, v_bits: int = 16
     layers: list[SpikingLayer] = []
     shape = net.input_shape
     for index, stage in enumerate(net.stages):
+        if isinstance(stage, SpikingAvgPool):
+            pool = PoolingNeuronLayer(
+                shape[0], shape, name=f"pool{index + 1}", threshold=stage.threshold
+            )
+            layers.append(pool)
+            shape = pool.out_shape
+            continue
         synapse = stage.synapse
         copy: nn.Linear | nn.Conv2d
         if isinstance(synapse, nn.Linear):
@@ -580,18 +639,22 @@ def options_leak(options: dict[str, str], tau_m: float) -> float:
 
 @register_method("lee2020")
 def lee2020_method(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer) -> SNN:
-    """Train a plain ``LeeNet`` (``config.arch``, ``timesteps``, ``dropout``, ``batch_size``,
+    """Train a ``LeeNet`` (``config.arch``, ``timesteps``, ``dropout``, ``batch_size``,
     ``snn_epochs``; options ``gradient`` aggregate|bptt, ``lr`` 0.003, ``leak`` code|text|x,
-    ``tau_m`` 100, ``rate`` 1), then deploy it (``to_snn``), calibrate the input shifts and
-    fine-tune bit-true for ``bittrue_epochs``; returns the deployable network."""
+    ``tau_m`` 100, ``rate`` 1, and ``arch`` for architectures with pooling neurons ``p``, which
+    the generic ``--arch`` does not parse), then deploy it (``to_snn``), calibrate the input
+    shifts and fine-tune bit-true for ``bittrue_epochs``; returns the deployable network."""
     if config.encoding != "poisson":
         raise ValueError("lee2020 trains on Poisson rate input: pass --encoding poisson")
     options = dict(config.method_options or {})
     tau_m = float(options.get("tau_m", TAU_M))
     rate = float(options.get("rate", 1.0))
+    arch = options.get("arch", config.arch)
+    stages = parse_lee_arch(arch)
+    spatial = bool(stages) and stages[0][0] != "linear"
     lee = LeeNet(
-        config.arch,
-        net.input_shape,
+        arch,
+        data.image_shape if spatial else (math.prod(data.image_shape),),
         data.classes,
         config.timesteps,
         gradient=options.get("gradient", "aggregate"),

@@ -209,9 +209,11 @@ def test_poisson_rate():
     assert abs(rate - 0.5) < 4 * math.sqrt(0.25 / trains.numel())
 
 
-def test_export_plain_network_bit_exact_and_refusals():
+def test_export_bit_exact_with_pooling_neurons_and_refusals():
     torch.manual_seed(2)
-    net = LeeNet("c4k3s2-12", (1, 8, 8), 3, 10, dropout=0.0)
+    net = LeeNet("c4k3-p-12", (1, 8, 8), 3, 10, dropout=0.0)
+    with torch.no_grad():
+        net.stages[0].synapse.weight.abs_()  # lively first layer: the pool neurons fire
     snn = to_snn(net, input_scale=1 / 16, w_bits=6, v_bits=16)
     codes = np.random.default_rng(1).integers(0, 17, (30, 1, 8, 8))
     x = fixed_inputs(snn, codes, 5)
@@ -220,19 +222,25 @@ def test_export_plain_network_bit_exact_and_refusals():
     int_layers = snn.int_layers()
     assert int_layers[0].theta.item() == math.floor(1.0 / float(int_layers[0].unit)) + 1
     assert int_layers[-1].leak_mode == "mult" and int(int_layers[-1].lam) == round(0.99 * 256)
+    pool = int_layers[1]
+    assert pool.theta.item() == 4 and pool.leak_mode == "none" and pool.reset == "zero"
+    assert torch.equal(pool.weight[:, :, 0, 0], torch.eye(4, dtype=pool.weight.dtype))
     with torch.no_grad():
         ours = bittrue.to_result(snn.run_bittrue(x))
+        # the float pooling neuron of the trained network makes the same spikes
+        seq = torch.as_tensor(ours.spikes["conv1"], dtype=torch.float32).transpose(0, 1)
+        lee_pool = net.stages[1].run(Flow(seq), net).seq.transpose(0, 1)
+    assert np.array_equal(lee_pool.numpy().astype(np.uint8), ours.spikes["pool2"])
+    assert ours.spikes["pool2"].sum() > 0
     bundle = to_bundle(snn)
-    assert [layer.reset for layer in bundle.layers[:-1]] == ["zero", "zero"]
+    assert [layer.reset for layer in bundle.layers[:-1]] == ["zero", "zero", "zero"]
     gold = golden.run(bundle, x.numpy().astype(np.uint8))
     compared = 0
     for name, spikes in gold.spikes.items():
         assert np.array_equal(ours.spikes[name], spikes), name
         compared += spikes.size
     assert np.array_equal(ours.v_out, gold.v_out)
-    assert compared == 30 * 10 * (4 * 4 * 4 + 12 + 3)
-    with pytest.raises(ValueError, match="pooling"):
-        to_snn(LeeNet("c4k3-p-10", (1, 8, 8), 3, 4), input_scale=1 / 16)
+    assert compared == 30 * 10 * (4 * 8 * 8 + 4 * 4 * 4 + 12 + 3)
     with pytest.raises(ValueError, match="skip paths"):
         to_snn(LeeNet("c4k3-r4", (1, 8, 8), 3, 4), input_scale=1 / 16)
 
@@ -291,3 +299,20 @@ def test_lee2020_method_end_to_end_on_a_slice_of_digits():
     assert result.net.layers[0].neuron.reset == "zero"
     with pytest.raises(ValueError, match="encoding poisson"):
         train(TrainConfig(method="lee2020", arch="8", encoding="direct", snn_epochs=1), data)
+
+
+def test_method_options_on_the_command_line():
+    import argparse
+
+    from algo.train_cli import _config, add_arguments
+    from sim.cli import UsageError
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--out", "x", "--method", "lee2020", "--encoding", "poisson"]
+    args = parser.parse_args(
+        [*base, "--method-option", "gradient=bptt", "--method-option", "lr= 0.01"]
+    )
+    assert _config(args).method_options == {"gradient": "bptt", "lr": "0.01"}
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        _config(parser.parse_args([*base, "--method-option", "gradient"]))
