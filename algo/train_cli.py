@@ -34,7 +34,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULTS["mnist"] = dict(DEFAULTS["fashion-mnist"])
-METHOD_NAMES = ("hybrid", "direct", "bntt", "lee2020")
+METHOD_NAMES = ("hybrid", "direct", "bntt", "lee2020", "scatter-gather")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +89,8 @@ def _config(args: argparse.Namespace) -> Any:
         key: getattr(args, key) if getattr(args, key) is not None else defaults[key]
         for key in defaults
     }
+    if args.method == "scatter-gather" and args.timesteps is None:
+        pick["timesteps"] = 1  # neuron groups answer in one step (Zou et al.)
     if not 2 <= args.w_bits <= 8:
         raise UsageError(f"--w-bits must be in 2..8, got {args.w_bits}")
     if not 4 <= args.v_bits <= 32:
