@@ -317,7 +317,6 @@ class LeeNet(nn.Module):
             if isinstance(module, nn.Linear | nn.Conv2d):
                 fan_in = module.weight[0].numel()
                 nn.init.normal_(module.weight, 0.0, math.sqrt(self.kappa / fan_in))
-        self.rates: list[float] = []
         self._masks: list[Tensor] = []
 
     @property
@@ -336,7 +335,6 @@ class LeeNet(nn.Module):
                 seq = lif_hard_reset(current, self.v_th, self.leak, differentiable=False)
             derivative = eq22_derivative(seq, self.tau_m, self.v_th)
             flow = Flow(seq, aggregate_count(seq, net_count, derivative))
-        self.rates.append(float(flow.seq.detach().mean()))
         if self.training and self.dropout > 0:
             mask = (torch.rand(flow.seq.shape[1:], device=flow.seq.device) >= self.dropout).to(
                 flow.seq.dtype
@@ -349,7 +347,7 @@ class LeeNet(nn.Module):
         """``output = V^L(T)/T`` for Poisson trains ``[N, T, *input_shape]``."""
         seq = trains.to(torch.float32).transpose(0, 1)
         steps = seq.shape[0]
-        self.rates, self._masks = [], []
+        self._masks = []
         flow = Flow(seq, seq.sum(0) if self.gradient == "aggregate" else None)
         for stage in self.stages:
             flow = stage.run(flow, self)
