@@ -314,7 +314,7 @@ class SNN(nn.Module):
         limit = 2.0 ** (self.v_bits - 1 - headroom)
         shifts = []
         for layer, int_layer, peak in zip(self.layers, layers, peaks, strict=True):
-            theta = float(int_layer.theta) if layer.fire == "lif" else 0.0
+            theta = float(int_layer.theta.max()) if layer.fire == "lif" else 0.0
             need = max(theta, peak) / limit
             shift = max(0, math.ceil(math.log2(need))) if need > 1 else 0
             layer.input_shift.fill_(shift)
