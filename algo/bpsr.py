@@ -258,6 +258,8 @@ def bpsr(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer) -> None
     settings = BPSRSettings(epochs=config.snn_epochs, seed=config.seed)
     prepare(net, settings, bpsr_surrogate())
     train_bpsr(net, data, config, settings, trainer)
-    taus = [float(layer.neuron.lam()) for layer in net.layers if isinstance(layer.neuron, LIF)]
+    taus = [
+        float(layer.neuron.lam().detach()) for layer in net.layers if isinstance(layer.neuron, LIF)
+    ]
     ks = quantise_post_training(net, data.x_train[: config.balance_samples], config.seed)
     trainer.log(f"trained leaks {[round(t, 3) for t in taus]} -> shift leaks k = {ks}")

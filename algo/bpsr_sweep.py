@@ -69,7 +69,9 @@ def run_one(
     B.train_bpsr(net, data, config, settings, trainer)
     train_seconds = time.perf_counter() - started
     float_acc = evaluate(net, data.x_test, data.y_test, "float", trainer.eval_seed)
-    taus = [float(layer.neuron.lam()) for layer in net.layers if isinstance(layer.neuron, LIF)]
+    taus = [
+        float(layer.neuron.lam().detach()) for layer in net.layers if isinstance(layer.neuron, LIF)
+    ]
     ks = B.quantise_post_training(net, data.x_train[:128], settings.seed)
     meta = {"training": {"method": "bpsr", "dataset": data.name, "bpsr": settings.to_dict()}}
     path = export(net, out / name, meta)

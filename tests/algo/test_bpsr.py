@@ -112,7 +112,7 @@ def test_spike_penalty_lowers_the_firing_rate(digits):
 def test_post_training_quantisation_exports_shift_leaks_bit_exactly(digits):
     net, history = _train(digits, 1e-2, True)
     assert history[-1]["test_acc"] > 0.5
-    taus = [float(layer.neuron.lam()) for layer in net.layers[:-1]]
+    taus = [float(layer.neuron.lam().detach()) for layer in net.layers[:-1]]
     ks = B.quantise_post_training(net, digits.x_train[:64])
     assert ks == [B.shift_for(t, 16) for t in taus]
     bundle = to_bundle(net)
