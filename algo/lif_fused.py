@@ -4,9 +4,10 @@
 sum, a spike node, a reset product and a difference to the autograd tape, and the tape then
 replays them one by one. ``lif_fused`` computes the same forward pass under ``no_grad`` (only the
 membrane potentials ``u [T, ...]`` are saved; spikes and reset potentials are recomputed from
-them) and runs backpropagation through time in one Python loop of a few in-place tensor ops per
-step. The surrogate derivative, the spike count and the reset potentials are computed for all
-steps at once; only the recursion ``dL/dv[t-1] = lambda * dL/du[t]`` is sequential.
+them) and runs backpropagation through time in one Python loop of in-place tensor ops on
+preallocated one-step buffers, so each step's working set stays in cache and no ``[T, ...]``
+temporary is allocated (fresh large allocations cost page faults that dominated a vectorised
+version). The threshold and leak gradients are accumulated step by step as dot products.
 
 Same maths as the reference, op for op, so the results are identical (``tests/algo``):
 
@@ -46,6 +47,13 @@ def _reduce_to(grad: Tensor, like: Tensor) -> Tensor:
     return total.sum(dim=keep, keepdim=True) if keep else total
 
 
+def _dot(a: Tensor, b: Tensor, like: Tensor) -> Tensor:
+    """``sum(a * b)`` reduced to the shape of the parameter ``like`` (one BLAS dot if scalar)."""
+    if like.dim() == 0 and a.is_contiguous() and b.is_contiguous():
+        return torch.dot(a.view(-1), b.view(-1))
+    return _reduce_to(a * b, like)
+
+
 class _LIFSequence(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -56,81 +64,92 @@ class _LIFSequence(torch.autograd.Function):
         surrogate: Surrogate,
         reset: str,
         detach_reset: bool,
-    ) -> Tensor:
+    ) -> tuple[Tensor, Tensor]:
         steps = current.shape[0]
         u_seq = torch.empty_like(current, memory_format=torch.contiguous_format)
         spikes = torch.empty_like(u_seq)
-        v = None
+        v = torch.zeros_like(u_seq[0])
+        scratch = torch.empty_like(v)
         for t in range(steps):
             u = u_seq[t]
-            if v is None:
-                torch.mul(torch.zeros_like(u), lam, out=u)
-            else:
-                torch.mul(v, lam, out=u)
+            torch.mul(v, lam, out=u)
             u.add_(current[t])
             s = spikes[t]
             torch.ge(u, theta, out=s)
             if reset == "sub":
-                v = u - s * theta
+                torch.mul(s, theta, out=scratch)
+                torch.sub(u, scratch, out=v)
             elif reset == "zero":
-                v = u * (1.0 - s)
+                torch.sub(1.0, s, out=scratch)
+                torch.mul(u, scratch, out=v)
             else:
-                v = u
+                v.copy_(u)
         ctx.save_for_backward(u_seq, theta, lam)
         ctx.surrogate = surrogate
         ctx.reset = reset
         ctx.detach_reset = detach_reset
-        v_final = v.clone() if v is u else v
-        ctx.mark_non_differentiable(v_final)
-        return spikes, v_final
+        ctx.mark_non_differentiable(v)
+        return spikes, v
 
     @staticmethod
     def backward(ctx, grad_spikes: Tensor, _grad_v: Tensor | None):
         u_seq, theta, lam = ctx.saved_tensors
         reset, detached = ctx.reset, ctx.detach_reset
+        want_theta, want_lam = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         steps = u_seq.shape[0]
-        deriv = ctx.surrogate.derivative(u_seq / theta - 1.0)
-        need_s = reset == "zero" or (reset == "sub" and ctx.needs_input_grad[1])
-        s_seq = (u_seq >= theta).to(u_seq.dtype) if need_s or ctx.needs_input_grad[2] else None
         grad_in = torch.empty_like(u_seq)
-        d_seq = torch.empty_like(u_seq)
+        # one step's working set stays in cache: every buffer below is [N, ...]
+        d = torch.empty_like(u_seq[0])
+        gs_buf = torch.empty_like(d)
+        s = torch.empty_like(d)
+        s_prev = torch.empty_like(d)
+        v_prev = torch.empty_like(d)
         gv = None
+        gv_buf = torch.empty_like(d)
+        grad_theta = torch.zeros_like(theta) if want_theta else None
+        grad_lam = torch.zeros_like(lam) if want_lam else None
+        if reset == "zero" or want_theta or want_lam:
+            torch.ge(u_seq[steps - 1], theta, out=s)
         for t in range(steps - 1, -1, -1):
-            gs = grad_spikes[t]
-            if gv is not None and not detached:
-                if reset == "sub":
-                    gs = gs - gv * theta
-                elif reset == "zero":
-                    gs = gs - gv * u_seq[t]
-            d = d_seq[t]
-            torch.mul(gs, deriv[t], out=d)
+            u = u_seq[t]
+            deriv = ctx.surrogate.derivative(u / theta - 1.0)
+            if gv is None or detached or reset == "none":
+                gs = grad_spikes[t]
+            else:
+                gs = gs_buf
+                torch.mul(gv, theta if reset == "sub" else u, out=gs)
+                torch.sub(grad_spikes[t], gs, out=gs)
+            torch.mul(gs, deriv, out=d)
             d.div_(theta)
             gu = grad_in[t]
             if gv is None:
                 gu.copy_(d)
             elif reset == "zero":
-                torch.mul(gv, 1.0 - s_seq[t], out=gu)
+                torch.sub(1.0, s, out=gu)
+                gu.mul_(gv)
                 gu.add_(d)
             else:
                 torch.add(gv, d, out=gu)
-            gv = gu * lam
-        grad_theta = grad_lam = None
-        if ctx.needs_input_grad[1]:
-            total = -d_seq * u_seq / theta
-            if reset == "sub" and steps > 1:
-                # v[t] = u[t] - s[t]*theta: dL/dtheta gets -dL/dv[t] * s[t], dL/dv[t] = lam*gu[t+1]
-                total[:-1] -= grad_in[1:] * lam * s_seq[:-1]
-            grad_theta = _reduce_to(total, theta)
-        if ctx.needs_input_grad[2] and steps > 1:
-            if reset == "sub":
-                v_prev = u_seq[:-1] - s_seq[:-1] * theta
-            elif reset == "zero":
-                v_prev = u_seq[:-1] * (1.0 - s_seq[:-1])
-            else:
-                v_prev = u_seq[:-1]
-            grad_lam = _reduce_to(grad_in[1:] * v_prev, lam)
-        elif ctx.needs_input_grad[2]:
-            grad_lam = torch.zeros_like(lam)
+            if want_theta:
+                # spike: -d*u/theta; soft reset v = u - s*theta: -dL/dv[t] * s[t]
+                grad_theta -= _dot(d, u, theta) / theta
+                if reset == "sub" and gv is not None:
+                    grad_theta -= _dot(gv, s, theta)
+            if t > 0 and (want_lam or reset == "zero" or want_theta):
+                u_before = u_seq[t - 1]
+                torch.ge(u_before, theta, out=s_prev)
+                if want_lam:
+                    if reset == "sub":
+                        torch.mul(s_prev, theta, out=v_prev)
+                        torch.sub(u_before, v_prev, out=v_prev)
+                    elif reset == "zero":
+                        torch.sub(1.0, s_prev, out=v_prev)
+                        v_prev.mul_(u_before)
+                    else:
+                        v_prev = u_before
+                    grad_lam += _dot(gu, v_prev, lam)
+                s, s_prev = s_prev, s
+            gv = torch.mul(gu, lam, out=gv_buf)
         return grad_in, grad_theta, grad_lam, None, None, None
 
 
