@@ -241,9 +241,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['synaptic_ops_per_sample']:.0f} synaptic ops per sample, "
             f"{row['synapses']} synapses, leak k {row['shift_k']}, bit-exact {row['bit_exact']}"
         )
-    results["total_seconds"] = time.perf_counter() - started
-    write_json(out / "results.json", results)
-    (out / "results.md").write_text(table(results))
+        results["total_seconds"] = time.perf_counter() - started
+        write_json(out / "results.json", results)  # after every setting: partial runs count
+        (out / "results.md").write_text(table(results))
     plot(results, out / "bpsr_sparsity.png")
     print(table(results))
     if not all(row["bit_exact"] for row in results["rows"]):

@@ -262,9 +262,9 @@ def main(argv: list[str] | None = None) -> int:
             "settings": settings.to_dict(),
             "rows": rows,
         }
-    results["total_seconds"] = time.perf_counter() - started
-    write_json(out / "results.json", results)
-    (out / "results.md").write_text(table(results))
+        results["total_seconds"] = time.perf_counter() - started
+        write_json(out / "results.json", results)  # after every variant: partial runs count
+        (out / "results.md").write_text(table(results))
     plot(results, out / "accuracy_vs_T.png")
     print(table(results))
     seconds = results["total_seconds"]
