@@ -30,10 +30,13 @@ silent neurons, and what the code's BPTT computes).
 
 Export (``to_snn``): a network of conv/linear LIF layers and pooling neurons becomes an ``SNN``
 whose bit-true mode (hard reset ``zero``, ``mult`` leak ``round(lam·256)/256``, strict
-threshold ``floor(V_th/unit) + 1``, leaky accumulator output) the bundle expresses exactly. The
+threshold ``floor(V_th/unit) + 1`` -- in the float modes ``u >= above(V_th)``, the same test in
+float32 --, leaky accumulator output) the bundle expresses exactly. The
 pooling neuron is not a pooling layer (SPEC 2 has none) but a spiking layer with fixed weights,
-so it exports as a conv layer (``PoolingNeuronLayer``). Residual blocks cannot be exported: a
-bundle layer reads only the previous layer's spikes.
+so it exports as a conv layer (``PoolingNeuronLayer``). A residual block exports as two layers:
+a bundle layer reads only the previous layer's spikes, so the block's first layer gets relay
+neurons that re-emit the block input in the same step (``ResidualEntryLayer``) and the skip
+path becomes weights of the second layer.
 """
 
 from __future__ import annotations
@@ -462,13 +465,42 @@ def train_lee(
 # export
 
 
+def above(v_th: float) -> float:
+    """The float32 right after ``v_th``: ``u >= above(v_th)`` is ``u > v_th`` in float32."""
+    value = torch.tensor(v_th, dtype=torch.float32)
+    return float(torch.nextafter(value, torch.tensor(math.inf)))
+
+
 class StrictThresholdLayer(SpikingLayer):
-    """A hidden layer whose comparator is the paper's strict ``V > V_th``: in integers
-    ``theta = floor(V_th / unit) + 1`` (SPEC 2)."""
+    """A Lee et al. LIF layer (hard reset, ``mult`` leak) with the paper's strict
+    ``V > V_th``: the float modes compare ``u >= above(V_th)`` (the same test in float32), the
+    integers use ``theta = floor(V_th / unit) + 1`` (SPEC 2)."""
+
+    def __init__(
+        self,
+        synapse: nn.Linear | nn.Conv2d,
+        in_shape: Sequence[int],
+        *,
+        name: str,
+        v_th: float,
+        leak: float,
+        dropout: float = 0.0,
+    ) -> None:
+        neuron = LIF(
+            above(v_th),
+            leak,
+            "zero",
+            "lee",
+            leak_mode="mult",
+            learn_threshold=False,
+            learn_leak=False,
+        )
+        super().__init__(synapse, neuron, in_shape, name=name, dropout=dropout)
+        self.v_th = float(v_th)
 
     def int_layer(self, w_bits: int, v_bits: int, in_unit: float) -> bittrue.IntLayer:
         base = super().int_layer(w_bits, v_bits, in_unit)
-        threshold = self.neuron.threshold.to(bittrue.DTYPE)
+        threshold = torch.tensor(self.v_th, dtype=bittrue.DTYPE)
         theta = clamp_ste(floor_ste(threshold / base.unit) + 1.0, 1, signed_range(v_bits)[1])
         return dataclasses.replace(base, theta=theta)
 
@@ -558,19 +590,110 @@ class PoolingNeuronLayer(SpikingLayer):
         )
 
 
-def to_snn(net: LeeNet, *, input_scale: float, w_bits: int = 6, v_bits: int = 16) -> SNN:
-    """The deployable ``SNN`` for a ``LeeNet`` of conv/linear LIF layers and pooling neurons
-    (``PoolingNeuronLayer``); a residual block raises ``ValueError``: a bundle layer reads
-    only the previous layer's spikes, so there is no skip path."""
-    for index, stage in enumerate(net.stages):
-        if isinstance(stage, SpikingResidualBlock):
+def _hold(weight: Tensor, fixed: Tensor) -> None:
+    """Keep the entries of ``weight`` where ``fixed`` is true out of every gradient step."""
+    free = (~fixed).to(weight.dtype)
+    weight.register_hook(lambda grad: grad * free)
+
+
+class ResidualEntryLayer(StrictThresholdLayer):
+    """A residual block's first layer (``conv1`` and its LIF neurons) widened with one *relay*
+    neuron per block input: channel ``C_out + c`` copies input channel ``c`` through the
+    centre tap of the 3x3 kernel (so at stride ``s`` it sees input position ``(s·i, s·j)``, as
+    the 1x1 skip convolution does), threshold 1 in integers, reset to 0: it fires exactly when
+    its input spiked, in the same step, and its potential is always 0 otherwise, so the
+    layer's leak never acts on it. The next layer thereby receives the block input beside
+    ``conv1``'s spikes, and the skip path becomes ordinary weights of that layer.
+
+    The relay weight is ``max|conv1|`` (it does not change the layer's weight step) and is held
+    fixed; in the float modes the relay current is rescaled to ``2·V_th``. The relays carry no
+    dropout, so this layer has none.
+    """
+
+    def __init__(
+        self, conv1: nn.Conv2d, in_shape: Sequence[int], *, name: str, v_th: float, leak: float
+    ) -> None:
+        c_in, c_out = conv1.in_channels, conv1.out_channels
+        synapse = nn.Conv2d(c_in, c_out + c_in, 3, conv1.stride, 1, bias=False)
+        relay = float(conv1.weight.detach().abs().max())
+        fixed = torch.zeros_like(synapse.weight, dtype=torch.bool)
+        fixed[c_out:] = True
+        with torch.no_grad():
+            synapse.weight.zero_()
+            synapse.weight[:c_out] = conv1.weight
+            for c in range(c_in):
+                synapse.weight[c_out + c, c, 1, 1] = relay
+        _hold(synapse.weight, fixed)
+        super().__init__(synapse, in_shape, name=name, v_th=v_th, leak=leak)
+        self.block_channels = c_out
+        self.relay_gain = 2.0 * v_th / relay
+
+    def current(self, x: Tensor, weight: Tensor) -> Tensor:
+        s = super().current(x, weight)
+        c = self.block_channels
+        return torch.cat([s[:, :c], s[:, c:] * self.relay_gain], dim=1)
+
+    def int_layer(self, w_bits: int, v_bits: int, in_unit: float) -> bittrue.IntLayer:
+        base = super().int_layer(w_bits, v_bits, in_unit)
+        c = self.block_channels
+        relay = base.weight.detach()[c:, :, 1, 1].amax(dim=1)
+        if int(relay.min()) >> base.input_shift < 1:
             raise ValueError(
-                f"stage {index + 1} is a residual block: a bundle has no skip paths (a layer "
-                "reads only the previous layer's spikes)"
+                f"{self.name}: relay weight {int(relay.min())} vanishes after input_shift "
+                f"{base.input_shift}; use more v_bits"
             )
+        theta = base.theta.expand(self.out_shape).clone()
+        theta[c:] = 1.0
+        return dataclasses.replace(base, theta=theta)
+
+
+def residual_exit_synapse(block: SpikingResidualBlock) -> tuple[nn.Conv2d, Tensor]:
+    """The block's second convolution reading ``[conv1 spikes | relayed block input]``:
+    weights ``[conv2 | skip at the centre tap]`` (identity skip: 1 from input channel ``c`` to
+    output ``c``, held fixed). Returns the conv and the mask of its fixed entries."""
+    c_out = block.conv2.out_channels
+    c_in = block.conv1.in_channels
+    synapse = nn.Conv2d(c_out + c_in, c_out, 3, 1, 1, bias=False)
+    fixed = torch.zeros_like(synapse.weight, dtype=torch.bool)
+    fixed[:, c_out:] = True  # the skip part: only a 1x1 skip conv's centre taps may train
+    with torch.no_grad():
+        synapse.weight.zero_()
+        synapse.weight[:, :c_out] = block.conv2.weight
+        if isinstance(block.skip, nn.Conv2d):
+            synapse.weight[:, c_out:, 1, 1] = block.skip.weight[:, :, 0, 0]
+            fixed[:, c_out:, 1, 1] = False
+        else:
+            for c in range(c_out):
+                synapse.weight[c, c_out + c, 1, 1] = 1.0
+    _hold(synapse.weight, fixed)
+    return synapse, fixed
+
+
+def to_snn(net: LeeNet, *, input_scale: float, w_bits: int = 6, v_bits: int = 16) -> SNN:
+    """The deployable ``SNN`` for a ``LeeNet``: conv/linear LIF layers as they are, pooling
+    neurons as ``PoolingNeuronLayer``, each residual block as two layers -- its first layer
+    widened with relay neurons (``ResidualEntryLayer``) and its second reading
+    ``[conv1 spikes | relayed input]`` with weights ``[conv2 | skip]`` -- since a bundle layer
+    reads only the previous layer's spikes."""
     layers: list[SpikingLayer] = []
     shape = net.input_shape
     for index, stage in enumerate(net.stages):
+        if isinstance(stage, SpikingResidualBlock):
+            entry = ResidualEntryLayer(
+                stage.conv1, shape, name=f"res{index + 1}a", v_th=net.v_th, leak=net.leak
+            )
+            synapse, _ = residual_exit_synapse(stage)
+            exit_layer = StrictThresholdLayer(
+                synapse,
+                entry.out_shape,
+                name=f"res{index + 1}b",
+                v_th=net.v_th,
+                leak=net.leak,
+                dropout=net.dropout,
+            )
+            layers += [entry, exit_layer]
+            shape = exit_layer.out_shape
+            continue
         if isinstance(stage, SpikingAvgPool):
             pool = PoolingNeuronLayer(
                 shape[0], shape, name=f"pool{index + 1}", threshold=stage.threshold
@@ -593,18 +716,14 @@ def to_snn(net: LeeNet, *, input_scale: float, w_bits: int = 6, v_bits: int = 16
             )
         with torch.no_grad():
             copy.weight.copy_(synapse.weight)
-        neuron = LIF(
-            net.v_th,
-            net.leak,
-            "zero",
-            "lee",
-            leak_mode="mult",
-            learn_threshold=False,
-            learn_leak=False,
-        )
         kind = "fc" if isinstance(synapse, nn.Linear) else "conv"
         layer = StrictThresholdLayer(
-            copy, neuron, shape, name=f"{kind}{index + 1}", dropout=net.dropout
+            copy,
+            shape,
+            name=f"{kind}{index + 1}",
+            v_th=net.v_th,
+            leak=net.leak,
+            dropout=net.dropout,
         )
         layers.append(layer)
         shape = layer.out_shape

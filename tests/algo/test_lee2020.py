@@ -241,8 +241,41 @@ def test_export_bit_exact_with_pooling_neurons_and_refusals():
         compared += spikes.size
     assert np.array_equal(ours.v_out, gold.v_out)
     assert compared == 30 * 10 * (4 * 8 * 8 + 4 * 4 * 4 + 12 + 3)
-    with pytest.raises(ValueError, match="skip paths"):
-        to_snn(LeeNet("c4k3-r4", (1, 8, 8), 3, 4), input_scale=1 / 16)
+
+
+@pytest.mark.parametrize("arch", ["c4k3-r4-10", "c4k3-r6s2-10"])
+def test_export_residual_blocks_with_relay_neurons(arch):
+    torch.manual_seed(3)
+    net = LeeNet(arch, (1, 8, 8), 3, 8, dropout=0.0)
+    with torch.no_grad():
+        net.stages[0].synapse.weight.abs_()
+    snn = to_snn(net, input_scale=1 / 16)
+    codes = np.random.default_rng(2).integers(0, 17, (25, 1, 8, 8))
+    x = fixed_inputs(snn, codes, 9)
+    snn.calibrate_shifts(x)
+    # float: the widened layers compute the block (skip added into the second membrane)
+    with torch.no_grad():
+        lee_out = net.eval()(x)
+        snn.record = True
+        deploy_out = snn.set_mode("float").eval().run(x) / 8
+    assert torch.allclose(lee_out, deploy_out, atol=1e-4)
+    entry, stride = snn.recorded["res2a"], 2 if "s2" in arch else 1
+    relays = entry[:, :, entry.shape[2] - 4 :]
+    assert torch.equal(relays, snn.recorded["conv1"][:, :, :, ::stride, ::stride])
+    assert relays.sum() > 0
+    # integers: relay threshold 1, bundle == bit-true on every spike
+    snn.set_mode("bittrue")
+    theta = snn.int_layers()[1].theta
+    assert bool((theta[-4:] == 1).all()) and bool((theta[:-4] > 1).all())
+    with torch.no_grad():
+        ours = bittrue.to_result(snn.run_bittrue(x))
+    gold = golden.run(to_bundle(snn), x.numpy().astype(np.uint8))
+    compared = 0
+    for name, spikes in gold.spikes.items():
+        assert np.array_equal(ours.spikes[name], spikes), name
+        compared += spikes.size
+    assert np.array_equal(ours.v_out, gold.v_out)
+    assert compared == sum(v.size for v in gold.spikes.values()) > 25 * 8 * 4 * 64
 
 
 def test_energy_model_reproduces_the_printed_ratios():
