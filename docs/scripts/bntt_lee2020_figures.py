@@ -92,19 +92,20 @@ def bntt_figure(rows: list[tuple[int, dict, dict]], dataset: str) -> None:
 def lee(runs: Path) -> None:
     print("\n### Lee et al. 2020, digits (exported, `spikeforge train`)\n")
     print(
-        "| gradient | Lee float | deployed bit-true before fine-tune | bundle (golden) "
-        "| bit-true == golden | #AC/#MAC | int32 gain vs ANN | train s |"
+        "| run | arch | gradient | T | Lee float | deployed bit-true before fine-tune "
+        "| bundle (golden) | bit-true == golden | #AC/#MAC | int32 gain vs ANN | train s |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    for gradient in ("aggregate", "bptt"):
-        m = _load(runs / f"lee2020-digits-{gradient}" / "metrics.json")
-        if m is None:
-            continue
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for path in sorted(runs.glob("lee2020-digits-*/metrics.json")):
+        m = json.loads(path.read_text())
         deploy = next(h for h in m["history"] if h["phase"] == "deploy")
-        energy = _load(runs / f"lee2020-digits-{gradient}-energy.json") or {}
+        energy = _load(path.parent.with_name(path.parent.name + "-energy.json")) or {}
         check = m["bit_true_vs_golden"]
+        options = m["config"]["method_options"]
         print(
-            f"| {gradient} | {100 * deploy['lee2020_test_acc']:.2f} | "
+            f"| `{path.parent.name}` | `{options.get('arch', m['arch'])}` | "
+            f"{options.get('gradient', 'aggregate')} | {m['timesteps']} | "
+            f"{100 * deploy['lee2020_test_acc']:.2f} | "
             f"{100 * deploy['test_acc']:.2f} | {100 * m['accuracy']['golden']:.2f} | "
             f"{'yes' if check['equal'] else 'NO'} ({check['spike_values_compared']} spikes) | "
             f"{energy.get('ac_per_mac', float('nan')):.2f} | "
@@ -113,7 +114,7 @@ def lee(runs: Path) -> None:
     studies = sorted(runs.glob("lee2020-study-*.json"))
     if not studies:
         return
-    print("\n### Lee et al. 2020, digits, pooling / residual networks (not exportable)\n")
+    print("\n### Lee et al. 2020, digits, pooling / residual conv nets (float study runs)\n")
     print("| arch | gradient | T | test acc | acc at T' | #AC/#MAC | int32 gain vs ANN | train s |")
     print("|---|---|---|---|---|---|---|---|")
     fig, ax = plt.subplots(figsize=(6, 4))
