@@ -34,6 +34,8 @@ from pim.array import MappingError
 from pim.model import PimConfig, PimLayer
 from rtl.chip_units import Fanout, Merge, Player, stage_layout
 from rtl.core import CFG_DATA_BITS, COUNTER_REGS, LANE_CHOICES, Core, Op, Region, core_for_layer
+from rtl.mapping import CoreSize, chip_placement
+from rtl.mapping import MappingError as PlacementError
 from rtl.pim_periphery import PeripheryParams, PimPeriphery
 from sim.bundle import Bundle, Layer
 from sim.golden import sum_bound, synaptic_input
@@ -56,12 +58,19 @@ def _bits(n: int) -> int:
 
 @dataclass(frozen=True)
 class ChipOptions:
-    """Generation choices: lanes per core, the per-core neuron maximum, layer 1's feed, PIM."""
+    """Generation choices: lanes per core, the per-core neuron maximum, layer 1's feed, PIM.
+
+    ``core`` (a fixed core size, ``rtl.mapping.CoreSize``) lets the mapper decide the splits:
+    each layer is cut into the slices of its ``rtl.mapping.chip_placement`` (output neurons of a
+    linear layer, output channels of a convolution), and a layer whose inputs exceed the core's
+    axons is refused. Without it (the default) ``max_neurons`` splits linear layers only.
+    """
 
     lanes: int = 16
     max_neurons: int | None = None
     feed: str = "auto"
     pim: PimConfig = field(default_factory=PimConfig)
+    core: CoreSize | None = None
 
     def __post_init__(self) -> None:
         if self.lanes not in LANE_CHOICES:
@@ -70,6 +79,8 @@ class ChipOptions:
             raise ChipError(f"max_neurons must be >= 1, got {self.max_neurons}")
         if self.feed not in FEEDS:
             raise ChipError(f"feed must be one of {list(FEEDS)}, got {self.feed!r}")
+        if self.core is not None and self.max_neurons is not None:
+            raise ChipError("give either a core size or max_neurons, not both")
 
 
 @dataclass
@@ -127,9 +138,20 @@ def _neuron_slice(layer: Layer, lo: int, hi: int) -> Layer:
     return replace(layer, weight=layer.weight[lo:hi], threshold=theta, bias=bias)
 
 
+def _placed_size(layer: Layer, options: ChipOptions) -> int | None:
+    """Output channels (neurons) per core from the mapper, when a core size is given."""
+    if options.core is None:
+        return None
+    try:
+        return chip_placement(layer, options.core).d_out
+    except PlacementError as exc:
+        raise ChipError(str(exc)) from None
+
+
 def linear_slices(layer: Layer, options: ChipOptions, **core: Any) -> list[Slice]:
-    """A linear layer on one core, or on neuron slices of at most ``max_neurons``."""
-    size = options.max_neurons or layer.n_out
+    """A linear layer on one core, or on neuron slices of at most ``max_neurons`` (or of the
+    mapper's placement for ``options.core``)."""
+    size = _placed_size(layer, options) or options.max_neurons or layer.n_out
     slices = []
     for lo in range(0, layer.n_out, size):
         hi = min(layer.n_out, lo + size)
@@ -140,17 +162,34 @@ def linear_slices(layer: Layer, options: ChipOptions, **core: Any) -> list[Slice
     return slices
 
 
+def _channel_slice(layer: Layer, lo: int, hi: int) -> Layer:
+    """``layer`` restricted to output channels ``lo .. hi - 1`` (conv layers)."""
+    per = layer.n_out // layer.out_shape[0]
+    theta, bias = layer.theta_vector(), layer.bias_vector()
+    return replace(layer, weight=layer.weight[lo:hi], threshold=theta[lo * per : hi * per],
+                   bias=bias[lo * per : hi * per])  # fmt: skip
+
+
 def conv_slices(layer: Layer, options: ChipOptions, **core: Any) -> list[Slice]:
-    """A conv2d layer on the event-driven convolution core (``rtl.conv_core``), unsplit."""
+    """A conv2d layer on the event-driven convolution core (``rtl.conv_core``): unsplit, or in
+    slices of output channels (contiguous neurons) from the mapper for ``options.core``."""
     try:
         from rtl.conv_core import conv_core_for_layer
     except ImportError:
         raise ChipError(
             f"layer {layer.name}: conv2d needs rtl.conv_core (the convolution core), not present"
         ) from None
-    lanes = _lanes_for(layer.out_shape[0], options.lanes)
-    params, config = conv_core_for_layer(layer, lanes=lanes, **core)
-    return [Slice("conv2d", params, config, 0, layer.n_out)]
+    channels = layer.out_shape[0]
+    size = _placed_size(layer, options) or channels
+    per = layer.n_out // channels
+    slices = []
+    for lo in range(0, channels, size):
+        hi = min(channels, lo + size)
+        part = layer if (lo, hi) == (0, channels) else _channel_slice(layer, lo, hi)
+        lanes = _lanes_for(hi - lo, options.lanes)
+        params, config = conv_core_for_layer(part, lanes=lanes, **core)
+        slices.append(Slice("conv2d", params, config, lo * per, (hi - lo) * per))
+    return slices
 
 
 CORE_FACTORIES = {"linear": linear_slices, "conv2d": conv_slices}
