@@ -365,3 +365,56 @@ def format_table(placements: list[Placement]) -> str:
             f"{p.density_synapse:.0%} |"
         )
     return "\n".join(lines)
+
+
+def bundle_report(bundle_layers: list[Layer], core: CoreSize = ZOU_CORE) -> str:
+    """Markdown tables for a bundle's layers on ``core``: Zou et al.'s search (``k_wei`` =
+    the layer's ``w_bits``, bit-plane basic neurons; axon extension up to 64) and this chip's
+    split (``chip_placement``). Layers the chip cannot hold are listed with the reason."""
+    zou, chip, refused = [], [], []
+    for layer in bundle_layers:
+        shape = LayerShape.from_layer(layer)
+        zou.append(place_layer(shape, k_rep=1, k_wei=layer.w_bits, core=core))
+        try:
+            chip.append(chip_placement(layer, core))
+        except MappingError as exc:
+            refused.append(str(exc))
+    text = [f"Zou et al.'s search on {core} cores (k_wei = w_bits, f <= 64):", "",
+            format_table(zou), "", f"this chip's split on {core} cores (f = 1, whole maps):", "",
+            format_table(chip)]  # fmt: skip
+    text += [f"- refused: {reason}" for reason in refused]
+    return "\n".join(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rtl.mapping [BUNDLE] [--core AXONSxNEURONS]``: the worked example of
+    Tables 2-3, or the placements of a bundle's layers."""
+    import argparse
+    import sys
+
+    from sim.bundle import BundleError, load_bundle
+
+    parser = argparse.ArgumentParser(prog="python -m rtl.mapping", description=main.__doc__)
+    parser.add_argument("bundle", nargs="?", help="bundle directory (default: Table 2 example)")
+    parser.add_argument("--core", default=str(ZOU_CORE), help="core size (default 1152x1024)")
+    args = parser.parse_args(argv)
+    try:
+        core = CoreSize.parse(args.core)
+        if args.bundle is None:
+            example = LayerShape(4, 4, 128, 256, kernel=2, stride=2, name="example")
+            plans = [
+                channel_major(example, k_rep=1, k_wei=2, core=core, w_in=4, h_in=4),
+                place_layer(example, k_rep=1, k_wei=2, core=core),
+            ]
+            print("Zou et al. Tables 2-3 (4x4x128 map, 2x2x128x256 kernel, stride 2, k_wei 2):")
+            print(format_table(plans))
+            return 0
+        print(bundle_report(load_bundle(args.bundle).layers, core))
+    except (MappingError, BundleError, OSError) as exc:
+        print(f"python -m rtl.mapping: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

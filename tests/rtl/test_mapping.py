@@ -140,6 +140,26 @@ def test_mapper_refuses_what_does_not_fit():
         CoreSize.parse("1152")
 
 
+def test_mapping_command_prints_tables(tmp_path, capsys):
+    from rtl.mapping import main
+    from sim.bundle import save_bundle
+
+    assert main([]) == 0
+    assert "| example | 4x4x128 | 2x2x64 | 2 | 4 | 100% | 89% | 22% |" in capsys.readouterr().out
+    rng = np.random.default_rng(9)
+    fc = _layer("f1", "linear", rng.integers(-4, 4, (40, 96)), (96,))
+    out = _layer("o", "linear", rng.integers(-4, 4, (5, 40)), (40,), fire="accum")
+    save_bundle(Bundle(1, InputSpec((96,), "spikes", 1, False), [fc, out]), tmp_path / "b")
+    assert main([str(tmp_path / "b"), "--core", "64x16"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "| f1 | 1x1x96 | 1x1x40 | 1 | 1 |" not in text and "| o | 1x1x40 | 1x1x5 | 1 | 1 |" in text
+    )
+    assert "refused: layer f1: 96 inputs exceed the core's 64 axons" in text
+    assert main([str(tmp_path / "b"), "--core", "64"]) == 2
+    assert "AXONSxNEURONS" in capsys.readouterr().err
+
+
 def _layer(name, kind, weight, in_shape, fire="lif", **kw) -> Layer:
     return Layer(name, kind, weight, in_shape, 4, 16, None if fire == "accum" else 3,
                  Leak("none"), "zero" if fire == "lif" else "none", fire, **kw)  # fmt: skip
