@@ -152,9 +152,8 @@ def test_mapping_command_prints_tables(tmp_path, capsys):
     save_bundle(Bundle(1, InputSpec((96,), "spikes", 1, False), [fc, out]), tmp_path / "b")
     assert main([str(tmp_path / "b"), "--core", "64x16"]) == 0
     text = capsys.readouterr().out
-    assert (
-        "| f1 | 1x1x96 | 1x1x40 | 1 | 1 |" not in text and "| o | 1x1x40 | 1x1x5 | 1 | 1 |" in text
-    )
+    assert "| f1 | 1x1x96 | 1x1x2 | 2 | 20 |" in text  # Zou: f = 2, k_wei = w_bits = 4
+    assert "| o | 1x1x40 | 1x1x5 | 1 | 1 |" in text
     assert "refused: layer f1: 96 inputs exceed the core's 64 axons" in text
     assert main([str(tmp_path / "b"), "--core", "64"]) == 2
     assert "AXONSxNEURONS" in capsys.readouterr().err
