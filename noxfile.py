@@ -54,11 +54,24 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
+#: The peer SNN libraries ``nox -s bench`` measures spikeforge against. Installed without their
+#: dependencies (each would pull torchvision/torchaudio and with them another torch), plus the
+#: few modules they import, all under a constraint that holds torch at the pin.
+PEERS = ["snntorch==1.0.0", "spikingjelly==2.0.0", "norse==1.1.0", "nir==1.0.8", "nirtorch==2.6"]
+PEER_DEPS = ["loguru", "h5py"]
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Throughput figures: the golden integer model beside float PyTorch inference."""
+    """Training (vs snnTorch, SpikingJelly, Norse), inference and RTL figures -> reports/bench."""
     _install_project(session)
-    session.run("python", "-m", "sim.bench", *session.posargs)
+    pin = Path(session.create_tmp()) / "torch-pin.txt"
+    pin.write_text(TORCH + "\n")
+    session.install("-c", str(pin), "--no-deps", *PEERS)
+    session.install("-c", str(pin), *PEER_DEPS)
+    session.run("python", "-c", "import torch; assert torch.__version__.startswith('2.13.0')")
+    args = session.posargs or ["--out", "reports/bench"]
+    session.run("python", "-m", "sim.bench_suite", *args, env=_sim_env(session))
 
 
 @nox.session
