@@ -133,3 +133,19 @@ def test_post_training_quantisation_exports_shift_leaks_bit_exactly(digits):
 
 def test_method_is_registered():
     assert "bpsr" in METHODS
+
+
+def test_sweep_command_writes_bundles_table_and_plot(tmp_path):
+    import json
+
+    from algo import bpsr_sweep
+
+    argv = ["--dataset", "digits", "--out", str(tmp_path), "--arch", "16", "--epochs", "1"]
+    argv += ["--timesteps", "3", "--lambda-s", "0.1", "--threads", "1"]
+    argv += ["--limit-train", "200", "--limit-test", "40"]
+    assert bpsr_sweep.main(argv) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [r["name"] for r in rows] == ["baseline", "bpsr-ls0.1"]
+    assert all(r["bit_exact"] and r["spike_values_compared"] == 40 * 3 * 26 for r in rows)
+    assert (tmp_path / "bpsr-ls0.1" / "manifest.json").exists()
+    assert (tmp_path / "bpsr_sparsity.png").stat().st_size > 0

@@ -227,3 +227,23 @@ def test_ecc_tre_buys_low_latency_on_digits(digits):
 
 def test_methods_are_registered():
     assert {"convert-spikenorm", "convert-percentile", "convert-ecc"} <= set(METHODS)
+
+
+def test_sweep_command_writes_bundles_table_and_plot(tmp_path):
+    from algo import conversion_sweep
+
+    argv = ["--dataset", "digits", "--out", str(tmp_path), "--variants", "ecc,percentile"]
+    argv += ["--arch", "16", "--ann-epochs", "1", "--timesteps", "2,3", "--threads", "1"]
+    argv += ["--limit-train", "200", "--limit-test", "40"]
+    assert conversion_sweep.main(argv) == 0
+    import json
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = results["variants"]["ecc"]["rows"]
+    assert [r["timesteps"] for r in rows] == [2, 3]
+    assert all(
+        r["bit_exact"] and r["spike_values_compared"] == 40 * r["timesteps"] * 26 for r in rows
+    )
+    assert (tmp_path / "ecc" / "T3" / "manifest.json").exists()
+    assert (tmp_path / "accuracy_vs_T.png").stat().st_size > 0
+    assert "| percentile | 3 |" in (tmp_path / "results.md").read_text()
