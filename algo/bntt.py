@@ -231,6 +231,17 @@ class BNTTNet(nn.Module):
         return np.stack([norm.gamma.detach().mean(1).numpy() for norm in self.norms])
 
 
+def gain_spread(net: BNTTNet) -> list[float]:
+    """Per BNTT layer, how much the inference gain ``k_t`` varies over the steps: the mean over
+    channels of ``std_t(k_t) / |mean_t(k_t)|`` (0 when the time-averaged fold is exact in gain)."""
+    spreads = []
+    for norm in net.norms:
+        gain, _ = norm.step_affine()
+        spread = gain.std(0, unbiased=False) / gain.mean(0).abs().clamp(min=1e-12)
+        spreads.append(float(spread.mean()))
+    return spreads
+
+
 def early_exit_steps(profile: np.ndarray, threshold: float = DEFAULT_EXIT_THRESHOLD) -> int:
     """Steps to run under the BNTT early-exit rule: up to the last step at which some layer's
     average ``gamma^t`` is still ``>= threshold`` (all later steps are below it in every layer).
@@ -498,6 +509,7 @@ def bntt_method(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer) 
         "early_exit_steps": exit_steps,
         "bntt_test_acc_early_exit": by_steps[exit_steps],
         "gamma_profile": profile.tolist(),
+        "gain_spread_over_steps": gain_spread(bntt),
         "test_acc": evaluate(folded, data.x_test, data.y_test, "float", seed),
     }
     folded.calibrate_shifts(

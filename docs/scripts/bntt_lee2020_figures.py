@@ -143,7 +143,7 @@ def lee(runs: Path) -> None:
 
 def main() -> int:
     runs = Path(sys.argv[1] if len(sys.argv) > 1 else "runs")
-    for dataset, steps in (("digits", [4, 8, 16, 25]), ("fmnist", [4, 8])):
+    for dataset, steps in (("digits", [4, 8, 16, 25]), ("fmnist", [2, 4, 8])):
         rows = bntt(runs, dataset, steps)
         if rows:
             bntt_figure(rows, dataset)

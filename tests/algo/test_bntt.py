@@ -15,6 +15,7 @@ from algo.bntt import (
     FoldedSNN,
     early_exit_steps,
     fold_bntt,
+    gain_spread,
 )
 from algo.data import load_digits
 from algo.export import to_bundle
@@ -116,6 +117,7 @@ def test_fold_is_exact_when_the_statistics_do_not_change_over_time():
         exact = net(x)
         approx = folded.run(x) / net.timesteps
     assert torch.allclose(exact, approx, atol=1e-5)
+    assert max(gain_spread(net)) < 1e-6
 
 
 def test_fold_is_an_approximation_when_they_do():
@@ -124,6 +126,7 @@ def test_fold_is_an_approximation_when_they_do():
     x = net.encode(torch.randint(0, 5, (64, 6)), torch.Generator().manual_seed(3))
     with torch.no_grad():
         assert not torch.allclose(net(x), folded.run(x) / net.timesteps, atol=1e-3)
+    assert min(gain_spread(net)) > 0.05
 
 
 def test_folded_integers_thresholds_biases_and_nonpositive_gain():
@@ -194,3 +197,4 @@ def test_bntt_method_end_to_end_on_a_slice_of_digits():
     assert set(fold[0]["bntt_test_acc_by_steps"]) == {1, 2, 3}
     assert 1 <= fold[0]["early_exit_steps"] <= 3
     assert 0.0 <= fold[0]["bittrue_test_acc_before_finetune"] <= 1.0
+    assert len(fold[0]["gain_spread_over_steps"]) == 1
