@@ -36,16 +36,18 @@ def bntt(runs: Path, dataset: str, steps: list[int]) -> list[tuple[int, dict, di
         return rows
     print(f"\n### BNTT, {dataset}\n")
     print(
-        "| T | BNTT (exact, float) | early exit: steps / acc | fold, float | fold, bit-true "
-        "| after bit-true fine-tune (= golden) | bit-true == golden | train s |"
+        "| T | BNTT (exact, float) | early exit: steps / acc | gain spread over t "
+        "| fold, float | fold, bit-true | after bit-true fine-tune (= golden) "
+        "| bit-true == golden | train s |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for t, m, f in rows:
         acc = m["accuracy"]
         check = m["bit_true_vs_golden"]
+        spread = ", ".join(f"{v:.3f}" for v in f.get("gain_spread_over_steps", [])) or "-"
         print(
             f"| {t} | {100 * f['bntt_test_acc']:.2f} | {f['early_exit_steps']} / "
-            f"{100 * f['bntt_test_acc_early_exit']:.2f} | {100 * f['test_acc']:.2f} | "
+            f"{100 * f['bntt_test_acc_early_exit']:.2f} | {spread} | {100 * f['test_acc']:.2f} | "
             f"{100 * f['bittrue_test_acc_before_finetune']:.2f} | {100 * acc['golden']:.2f} | "
             f"{'yes' if check['equal'] else 'NO'} ({check['spike_values_compared']} spikes) | "
             f"{m['train_seconds']:.0f} |"
