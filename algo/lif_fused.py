@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from algo.surrogate import Surrogate
+from algo.surrogate import Surrogate, Triangle
 
 RESETS = ("sub", "zero", "none")
 
@@ -52,6 +52,19 @@ def _dot(a: Tensor, b: Tensor, like: Tensor) -> Tensor:
     if like.dim() == 0 and a.is_contiguous() and b.is_contiguous():
         return torch.dot(a.view(-1), b.view(-1))
     return _reduce_to(a * b, like)
+
+
+def _derivative(surrogate: Surrogate, u: Tensor, theta: Tensor, out: Tensor) -> Tensor:
+    """``surrogate.derivative(u/theta - 1)``; the triangle is evaluated in place in ``out``.
+
+    In place, the triangle ``gamma * clamp(1 - |z|, min=0)`` takes the same float operations
+    (``1 - a`` is ``-a + 1`` exactly in IEEE arithmetic) without allocating five temporaries.
+    """
+    if type(surrogate) is not Triangle:
+        return surrogate.derivative(u / theta - 1.0)
+    torch.div(u, theta, out=out)
+    out.sub_(1.0).abs_().neg_().add_(1.0).clamp_(min=0.0)
+    return out.mul_(surrogate.gamma)
 
 
 class _LIFSequence(torch.autograd.Function):
@@ -101,6 +114,7 @@ class _LIFSequence(torch.autograd.Function):
         # one step's working set stays in cache: every buffer below is [N, ...]
         d = torch.empty_like(u_seq[0])
         gs_buf = torch.empty_like(d)
+        deriv_buf = torch.empty_like(d)
         s = torch.empty_like(d)
         s_prev = torch.empty_like(d)
         v_prev = torch.empty_like(d)
@@ -112,7 +126,7 @@ class _LIFSequence(torch.autograd.Function):
             torch.ge(u_seq[steps - 1], theta, out=s)
         for t in range(steps - 1, -1, -1):
             u = u_seq[t]
-            deriv = ctx.surrogate.derivative(u / theta - 1.0)
+            deriv = _derivative(ctx.surrogate, u, theta, deriv_buf)
             if gv is None or detached or reset == "none":
                 gs = grad_spikes[t]
             else:
