@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="neurons updated per cycle (default 1 for a core, 16 for a chip)",
     )
     add("--max-neurons", type=int, help="chip: split layers with more neurons over cores")
+    add("--core", metavar="AXONSxNEURONS", help="chip: fixed core size, rtl.mapping splits")
     add("--feed", choices=("auto", "pim", "sums"), default="auto", help="chip: layer 1 feed")
     add("--adc-bits", type=int, help="chip: PIM ADC bits (default lossless)")
     add("--global-threshold", action="store_true", help="one threshold register, no memory")
@@ -105,6 +106,7 @@ def chip_main(args: argparse.Namespace) -> int:
     from pim.model import PimConfig
     from rtl.chip import ChipError, ChipOptions, chip_summary, chip_verilog, plan_chip
     from rtl.chip_note import integration_note
+    from rtl.mapping import CoreSize
     from sim.bundle import BundleError, load_bundle
     from sim.cli import UsageError
 
@@ -114,6 +116,7 @@ def chip_main(args: argparse.Namespace) -> int:
         options = ChipOptions(
             lanes=args.lanes or 16,
             max_neurons=args.max_neurons,
+            core=CoreSize.parse(args.core) if args.core else None,
             feed=args.feed,
             pim=PimConfig(adc_bits=args.adc_bits),
         )

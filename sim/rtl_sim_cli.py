@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--out", required=True, metavar="RESULT.npz", help="pred, v_out, spikes.<layer> (RTL)")
     add("--lanes", type=int, default=16, help="neurons updated per cycle per core (default 16)")
     add("--max-neurons", type=int, help="split layers with more neurons over several cores")
+    add("--core", metavar="AXONSxNEURONS", help="fixed core size: rtl.mapping splits layers")
     add("--feed", choices=("auto", "pim", "sums"), default="auto", help="layer 1 (direct)")
     add("--adc-bits", type=int, help="PIM ADC bits (default: lossless, ideal)")
     add("--build-dir", type=Path, help="keep the Verilog and simulator build here")
@@ -73,6 +74,7 @@ def _inputs(args: argparse.Namespace, bundle) -> tuple[np.ndarray, np.ndarray | 
 def main(args: argparse.Namespace) -> int:
     from pim.model import PimConfig
     from rtl.chip import ChipError, ChipOptions, plan_chip
+    from rtl.mapping import CoreSize
     from sim import golden
     from sim.bundle import BundleError, load_bundle
     from sim.cli import UsageError
@@ -87,6 +89,7 @@ def main(args: argparse.Namespace) -> int:
         options = ChipOptions(
             lanes=args.lanes,
             max_neurons=args.max_neurons,
+            core=CoreSize.parse(args.core) if args.core else None,
             feed=args.feed,
             pim=PimConfig(adc_bits=args.adc_bits),
         )

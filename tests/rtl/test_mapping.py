@@ -191,6 +191,27 @@ def test_placement_drives_the_chip_splits():
         ChipOptions(core=core, max_neurons=4)
 
 
+def test_core_option_of_the_commands(tmp_path, capsys):
+    """rtl-sim and verilog take --core; a bad size or an unplaceable layer is a usage error."""
+    from sim import cli
+    from sim.bundle import save_bundle
+
+    rng = np.random.default_rng(10)
+    fc = _layer("f1", "linear", rng.integers(-4, 4, (40, 96)), (96,))
+    out = _layer("o", "linear", rng.integers(-4, 4, (5, 40)), (40,), fire="accum")
+    save_bundle(Bundle(1, InputSpec((96,), "spikes", 1, False), [fc, out]), tmp_path / "b")
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 96), dtype=np.uint8))
+    run = ["rtl-sim", str(tmp_path / "b"), "--input", str(tmp_path / "x.npy"), "--out",
+           str(tmp_path / "r.npz")]  # fmt: skip
+    assert cli.main([*run, "--core", "64"]) == 2
+    assert "AXONSxNEURONS" in capsys.readouterr().err
+    assert cli.main([*run, "--core", "64x64"]) == 2
+    assert "layer f1: 96 inputs exceed the core's 64 axons" in capsys.readouterr().err
+    verilog = ["verilog", str(tmp_path / "b"), "--out", str(tmp_path / "hw")]
+    assert cli.main([*verilog, "--core", "96x16", "--max-neurons", "4"]) == 2
+    assert "either a core size or max_neurons" in capsys.readouterr().err
+
+
 def _sg_chip_check(simulator, tmp_path, arch: str, core: CoreSize, slices: list[int]) -> None:
     """Train a small scatter-and-gather net on digits, export it, split its chip by the mapper
     for ``core``, run 12 test images on it and compare everything with the golden model."""
@@ -203,10 +224,15 @@ def _sg_chip_check(simulator, tmp_path, arch: str, core: CoreSize, slices: list[
     from sim.bundle import load_bundle
 
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tests run two at a time on two cores
     data = load_digits()
     config = TrainConfig(arch=arch, method="scatter-gather", timesteps=1, ann_epochs=2,
                          snn_epochs=2, dropout=0.0, eval_every=2)  # fmt: skip
-    net = scatter_gather(None, data, config, Trainer(progress=False, log=lambda _: None))
+    try:
+        net = scatter_gather(None, data, config, Trainer(progress=False, log=lambda _: None))
+    finally:
+        torch.set_num_threads(threads)
     bundle = load_bundle(export(net.set_mode("bittrue").eval(), tmp_path / "sg"))
     n = 12
     x = golden.check_input(bundle, data.x_test[:n].reshape(n, *bundle.input.shape).astype(np.int64))
