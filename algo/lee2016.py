@@ -150,7 +150,7 @@ class Lee2016Config:
     train_ms: float = 50.0
     test_ms: float = 200.0
     alpha_hidden: float = 3.0
-    alpha_out: float = 2.0
+    alpha_out: float = 1.0
     kappa_hidden: float = -0.4
     kappa_out: float = -1.0
     sigma: float = 0.5
@@ -158,11 +158,11 @@ class Lee2016Config:
     eta_th_ratio: float = 0.1
     beta: float = 10.0
     lam: float = 0.002
-    rho: float = 0.0002
+    rho: float = 0.001
     th_min_ratio: float = 0.1  # th_min = ratio x initial threshold
     decay_epochs: float = 35.0
-    epochs: int = 20
-    batch_size: int = 32
+    epochs: int = 6
+    batch_size: int = 64
     gate_output: bool = True
     seed: int = 0
 
@@ -387,14 +387,15 @@ def train(data: Dataset, config: Lee2016Config, log: Any = print) -> tuple[Lee20
         test_acc, _ = evaluate(net, data.x_test, data.y_test, config.test_ms, seed=1234)
         record = {
             "epoch": epoch + 1,
-            "train_acc_running": correct / len(order),
+            "phase": "lee2016",
+            "train_acc": correct / len(order),
             "test_acc": test_acc,
             "seconds": time.perf_counter() - start,
             "mean_v_th": [float(t.mean()) for t in net.v_th],
         }
         history.append(record)
         log(
-            f"epoch {epoch + 1}/{config.epochs}: train {record['train_acc_running']:.4f} test "
+            f"epoch {epoch + 1}/{config.epochs}: train {record['train_acc']:.4f} test "
             f"{test_acc:.4f} ({record['seconds']:.1f} s)"
         )
     config.eta_w, config.rho = base_eta, base_rho
@@ -478,10 +479,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", choices=DATASETS, default="digits")
     parser.add_argument("--data", default=None)
     parser.add_argument("--hidden", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--eta", type=float, default=0.004)
-    parser.add_argument("--rho", type=float, default=0.0002, help="0 disables threshold reg.")
+    parser.add_argument("--rho", type=float, default=0.001, help="0 disables threshold reg.")
     parser.add_argument("--no-gate", action="store_true", help="errors on silent outputs too")
     parser.add_argument("--no-wta", action="store_true", help="kappa = 0 in both layers")
     parser.add_argument("--train-limit", type=int, default=None)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -166,6 +167,7 @@ class STDBPConfig:
     epochs: int = 30
     batch_size: int = 32
     t_silent: float = 10.0
+    cosine: bool = True  # cosine learning-rate decay to 0 over the run (a choice; none in paper)
     seed: int = 0
 
 
@@ -259,6 +261,8 @@ def train(
     for epoch in range(config.epochs):
         start, total, correct = time.perf_counter(), 0.0, 0
         order = rng.permutation(len(x_train))
+        if config.cosine:
+            opt.lr = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
         for s in range(0, len(order), config.batch_size):
             idx = order[s : s + config.batch_size]
             t_out, traces = net.forward(x_train[idx])
@@ -270,14 +274,15 @@ def train(
         record = {
             "epoch": epoch + 1,
             "loss": total / len(order),
-            "train_acc_running": correct / len(order),
+            "phase": "stdbp",
+            "train_acc": correct / len(order),
             "test_acc": float((predict_earliest(test_times[-1]) == data.y_test).mean()),
             "seconds": time.perf_counter() - start,
         }
         history.append(record)
         log(
             f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, train "
-            f"{record['train_acc_running']:.4f}, test {record['test_acc']:.4f} "
+            f"{record['train_acc']:.4f}, test {record['test_acc']:.4f} "
             f"({record['seconds']:.1f} s)"
         )
     return net, history
@@ -364,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--theta", type=float, default=1.0)
+    parser.add_argument("--constant-lr", action="store_true", help="no cosine decay")
     parser.add_argument("--train-limit", type=int, default=None)
     parser.add_argument("--test-limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -379,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         epochs=args.epochs,
         batch_size=args.batch_size,
+        cosine=not args.constant_lr,
         seed=args.seed,
     )
     start = time.perf_counter()
@@ -422,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         "history": history,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    np.savez(out / "float_weights.npz", *net.weights, theta=net.theta)
     print(
         f"stdbp {data.name}: train {train_acc:.4f} test {test_acc:.4f} "
         f"(V_out(T) rule {v_rule_acc:.4f}); golden (approximate export) {golden_acc:.4f}; "

@@ -363,6 +363,44 @@ def export_with_readout(
     return to_bundle(layer, readout, w_bits=w_bits), readout
 
 
+def summarise(paths: list[str], plot: str | None = None) -> list[dict[str, Any]]:
+    """Table rows (rule, seed, accuracies, gaps) from ``metrics.json`` files; optional bar plot."""
+    rows = []
+    for path in paths:
+        m = json.loads(Path(path).read_text())
+        rows.append(
+            {
+                "rule": m["rule"]["kind"],
+                "seed": m["layer"]["seed"],
+                "la_train": m["label_assignment"]["train_acc"],
+                "la_test": m["label_assignment"]["test_acc"],
+                "la_gap": m["label_assignment"]["generalisation_gap_points"],
+                "golden_test": m["export"]["golden_test_acc"],
+                "golden_gap": m["export"]["generalisation_gap_points"],
+            }
+        )
+    if plot:
+        from algo.report import _pyplot, _save
+
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for i, rule in enumerate(RULES):
+            gaps = [r["la_gap"] for r in rows if r["rule"] == rule]
+            tests = [100 * r["la_test"] for r in rows if r["rule"] == rule]
+            if not gaps:
+                continue
+            ax.bar(i - 0.2, np.mean(gaps), 0.4, yerr=np.std(gaps), color="tab:red")
+            ax.bar(i + 0.2, 100 - np.mean(tests), 0.4, yerr=np.std(tests), color="tab:blue")
+        ax.set_xticks(range(len(RULES)), [f"{r}-STDP" for r in RULES])
+        ax.set_ylabel("percentage points")
+        ax.legend(["|train - test| (gap)", "test error"], loc="upper left")
+        ax.set_title("Diehl & Cook layer on digits, label-assignment readout")
+        ax.grid(alpha=0.3, axis="y")
+        fig.tight_layout()
+        _save(fig, plot)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m algo.stdp", description="STDP layer + readout")
     parser.add_argument("--dataset", choices=DATASETS, default="digits")
@@ -381,8 +419,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-limit", type=int, default=None)
     parser.add_argument("--test-limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", help="output directory (metrics, bundle, test input)")
+    parser.add_argument("--summarise", nargs="+", metavar="METRICS_JSON", help="table of runs")
+    parser.add_argument("--plot", help="with --summarise: bar plot of gaps and test errors")
     args = parser.parse_args(argv)
+    if args.summarise:
+        rows = summarise(args.summarise, args.plot)
+        print("| rule | seed | train | test | gap (pts) | golden test | golden gap (pts) |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['rule']} | {r['seed']} | {100 * r['la_train']:.2f} | "
+                f"{100 * r['la_test']:.2f} | {r['la_gap']:.2f} | "
+                f"{100 * r['golden_test']:.2f} | {r['golden_gap']:.2f} |"
+            )
+        return 0
+    if not args.out:
+        parser.error("--out is required for training")
     c_minus = (
         args.c_minus
         if args.c_minus is not None
