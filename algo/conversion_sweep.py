@@ -68,9 +68,18 @@ def _ints(text: str) -> list[int]:
 
 
 def sweep(
-    conversion: Any, data: Any, timesteps: list[int], out: Path, seed: int, log: Any = print
+    conversion: Any,
+    data: Any,
+    timesteps: list[int],
+    out: Path,
+    seed: int,
+    name: str | None = None,
+    log: Any = print,
 ) -> list[dict[str, Any]]:
-    """Export, run and check one converted network at every ``T``; one record per ``T``."""
+    """Export, run and check one converted network at every ``T``; one record per ``T``.
+
+    Bundles go to ``out/<name>/T<T>`` (``name`` defaults to the variant)."""
+    name = name or conversion.variant
     from algo.conversion import bundle_inputs, calibrate, check_bundle, set_timesteps
     from algo.export import export
     from algo.pipeline import evaluate
@@ -85,7 +94,7 @@ def sweep(
         float_acc = evaluate(net, data.x_test, data.y_test, "float", seed)
         shifts = calibrate(net, data.x_train[:128], steps, seed)
         meta = {"training": {"method": f"convert-{conversion.variant}", "dataset": data.name}}
-        path = export(net, out / conversion.variant / f"T{steps}", meta)
+        path = export(net, out / name / f"T{steps}", meta)
         bundle = load_bundle(path)
         check = check_bundle(bundle, bundle_inputs(net, data.x_test, seed), data.y_test)
         counters = check.result.counters
@@ -109,7 +118,7 @@ def sweep(
         }
         rows.append(row)
         log(
-            f"{conversion.variant} T={steps}: float SNN {100 * float_acc:.2f}%, golden "
+            f"{name} T={steps}: float SNN {100 * float_acc:.2f}%, golden "
             f"{100 * check.accuracy:.2f}%, {row['spikes_per_sample']:.0f} spikes and "
             f"{row['synaptic_ops_per_sample']:.0f} synaptic ops per sample, bit-exact "
             f"{check.equal} ({row['seconds']:.1f} s)"
@@ -249,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         done = C.convert(variant, ann, data.x_train, template, settings, reset=RESET[name])
         convert_seconds = time.perf_counter() - t0
         print(f"{name}: thresholds {[round(t, 4) for t in done.thresholds]}")
-        rows = sweep(done, data, timesteps, out, args.seed + 1234)
+        rows = sweep(done, data, timesteps, out, args.seed + 1234, name)
         ok = ok and all(r["bit_exact"] for r in rows)
         results["variants"][name] = {
             "encoding": encodings[name],
