@@ -52,6 +52,12 @@ def parser() -> argparse.ArgumentParser:
     add("--calib-timesteps", type=int, default=100, help="spike-norm: steps (default 100)")
     add("--eta", type=float, default=0.5, help="ECC's TRE eta (default 0.5)")
     add("--kappa", type=int, default=100, help="ECC's integer kappa (default 100)")
+    add(
+        "--lambda-percentile",
+        type=float,
+        default=100.0,
+        help="ECC's lambda: this percentile of each layer's activations (default 100 = max)",
+    )
     add("--spikenorm-encoding", choices=("poisson", "direct"), default="poisson")
     add("--limit-train", type=int, metavar="N")
     add("--limit-test", type=int, metavar="N")
@@ -234,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             calib_timesteps=args.calib_timesteps,
             eta=0.0 if name == "ecc-eta0" else args.eta,
             kappa=args.kappa,
+            activation_percentile=args.lambda_percentile,
             seed=args.seed,
         )
         key = variant == "ecc"
