@@ -4,8 +4,9 @@ A training step is the forward pass over ``T`` steps, the backward pass and an A
 batch of random 8-bit images (batch 128, 2 torch threads by default). The contenders' steps are
 timed in alternating blocks (noise on a shared machine hits every library alike) and the median
 of at least ``rounds * per_round`` timed steps after warm-up is reported. Peak memory is measured
-in a fresh subprocess per contender: the rise of the process's peak resident set over a few
-training steps (``ru_maxrss``), so every allocator and library is counted the same way.
+in a fresh subprocess per contender: the peak resident set over three training steps above the
+resident set before them (Linux ``VmHWM``, reset just before the steps), so every allocator and
+library is counted the same way.
 
 Contenders (names): ``spikeforge`` (``algo.neurons.LIF`` with the fused multi-step LIF),
 ``spikeforge-reference`` (the same network on the step-by-step reference LIF), and the peers of
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import statistics
 import subprocess
 import sys
@@ -148,9 +148,9 @@ def interleaved_times(
 
 
 def peak_memory_mib(name: str, workload: str, steps: int, batch: int, threads: int) -> float:
-    """Rise of the peak RSS over 3 training steps, in a fresh Python process (MiB)."""
+    """Peak RSS over 3 training steps above the RSS before them, in a fresh process (MiB)."""
     code = (
-        "import sys; from algo.bench_train import _memory_probe; "
+        "from algo.bench_train import _memory_probe; "
         f"_memory_probe({name!r}, {workload!r}, {steps}, {batch}, {threads})"
     )
     out = subprocess.run(
@@ -161,15 +161,23 @@ def peak_memory_mib(name: str, workload: str, steps: int, batch: int, threads: i
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
 def _memory_probe(name: str, workload: str, steps: int, batch: int, threads: int) -> None:
+    """Print the peak RSS rise over 3 training steps (Linux: VmHWM after resetting it)."""
     torch.set_num_threads(threads)
     model = build_contender(name, workload, steps)
     step = train_step_fn(model, make_batch(workload, batch))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _status_kib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
     for _ in range(3):
         step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) / 1024.0)
+    print((_status_kib("VmHWM") - before) / 1024.0)
 
 
 @dataclass
