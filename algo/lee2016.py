@@ -161,7 +161,7 @@ class Lee2016Config:
     rho: float = 0.001
     th_min_ratio: float = 0.1  # th_min = ratio x initial threshold
     decay_epochs: float = 35.0
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 64
     gate_output: bool = True
     seed: int = 0
@@ -318,7 +318,8 @@ def backward(
             dth[layer] += eta_th * math.sqrt(n_neurons / (m_act * big_m)) * delta * a_hat
             delta_next = delta
     for layer in range(n_layers - 1):  # exponential regularisation, hidden layers only
-        dw[layer] -= regulariser_step(net.w[layer], cfg.eta_w, cfg.lam, cfg.beta)
+        # once per sample, as with the paper's batch size 1
+        dw[layer] -= regulariser_step(net.w[layer], cfg.eta_w * err.shape[0], cfg.lam, cfg.beta)
     return dw, dth
 
 
@@ -479,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", choices=DATASETS, default="digits")
     parser.add_argument("--data", default=None)
     parser.add_argument("--hidden", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--eta", type=float, default=0.004)
     parser.add_argument("--rho", type=float, default=0.001, help="0 disables threshold reg.")
