@@ -128,17 +128,19 @@ def table(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> Path:
-    """Golden accuracy against hidden firing rate and against synaptic operations per sample."""
+    """Golden accuracy against hidden firing rate, spike-driven additions and all synaptic
+    operations per sample (the line joins the BPSR points in order of ``lambda_s``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = results["rows"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
     for ax, key, label in (
         (axes[0], "firing_rate", "hidden firing rate (spikes / neuron / step)"),
-        (axes[1], "synaptic_ops_per_sample", "synaptic operations per sample"),
+        (axes[1], "accumulate_ops_per_sample", "spike-driven additions per sample"),
+        (axes[2], "synaptic_ops_per_sample", "all synaptic operations per sample (with MACs)"),
     ):
         for row in rows:
             baseline = not row["settings"]["rewire"] and row["settings"]["lambda_s"] == 0
@@ -153,7 +155,7 @@ def plot(results: dict[str, Any], path: Path) -> Path:
                 textcoords="offset points",
             )
         reg = [r for r in rows if r["settings"]["rewire"] or r["settings"]["lambda_s"]]
-        reg.sort(key=lambda r: r[key])
+        reg.sort(key=lambda r: r["settings"]["lambda_s"])
         ax.plot(
             [r[key] for r in reg], [100 * r["golden"] for r in reg], "-", color="tab:blue", lw=0.8
         )
