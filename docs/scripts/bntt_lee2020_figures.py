@@ -94,10 +94,10 @@ def bntt_figure(rows: list[tuple[int, dict, dict]], dataset: str) -> None:
 def lee(runs: Path) -> None:
     print("\n### Lee et al. 2020, digits (exported, `spikeforge train`)\n")
     print(
-        "| run | arch | gradient | T | Lee float | deployed bit-true before fine-tune "
+        "| run | arch | gradient | lr | T | Lee float | deployed bit-true before fine-tune "
         "| bundle (golden) | bit-true == golden | #AC/#MAC | int32 gain vs ANN | train s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for path in sorted(runs.glob("lee2020-digits-*/metrics.json")):
         m = json.loads(path.read_text())
         deploy = next(h for h in m["history"] if h["phase"] == "deploy")
@@ -106,7 +106,8 @@ def lee(runs: Path) -> None:
         options = m["config"]["method_options"]
         print(
             f"| `{path.parent.name}` | `{options.get('arch', m['arch'])}` | "
-            f"{options.get('gradient', 'aggregate')} | {m['timesteps']} | "
+            f"{options.get('gradient', 'aggregate')} | {options.get('lr', '0.003')} | "
+            f"{m['timesteps']} | "
             f"{100 * deploy['lee2020_test_acc']:.2f} | "
             f"{100 * deploy['test_acc']:.2f} | {100 * m['accuracy']['golden']:.2f} | "
             f"{'yes' if check['equal'] else 'NO'} ({check['spike_values_compared']} spikes) | "
@@ -116,7 +117,7 @@ def lee(runs: Path) -> None:
     studies = sorted(runs.glob("lee2020-study-*.json"))
     if not studies:
         return
-    print("\n### Lee et al. 2020, digits, pooling / residual conv nets (float study runs)\n")
+    print("\n### Lee et al. 2020, digits, `algo.lee2020_study` runs (float, no export)\n")
     print("| arch | gradient | T | test acc | acc at T' | #AC/#MAC | int32 gain vs ANN | train s |")
     print("|---|---|---|---|---|---|---|---|")
     fig, ax = plt.subplots(figsize=(6, 4))
