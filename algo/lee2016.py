@@ -510,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     train_acc, _ = evaluate(net, data.x_train, data.y_train, config.test_ms, seed=99)
     test_acc, _ = evaluate(net, data.x_test, data.y_test, config.test_ms, seed=1234)
     no_wta_acc, _ = evaluate(net, data.x_test, data.y_test, config.test_ms, seed=1234, wta=False)
+    short_acc, _ = evaluate(net, data.x_test, data.y_test, config.train_ms, seed=1234)
 
     from sim.bundle import save_bundle
     from sim.golden import accuracy, run
@@ -530,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_acc": train_acc,
         "test_acc": test_acc,
         "test_acc_without_wta": no_wta_acc,
+        "test_acc_train_duration": short_acc,
         "export": {
             "exact": False,
             "dt_ms": 1.0,
@@ -540,9 +542,11 @@ def main(argv: list[str] | None = None) -> int:
         "history": history,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    np.savez(out / "float_net.npz", w1=net.w[0], w2=net.w[1], v_th1=net.v_th[0], v_th2=net.v_th[1])
     print(
         f"lee2016 {data.name}: train {train_acc:.4f} test {test_acc:.4f} (no WTA at inference "
-        f"{no_wta_acc:.4f}); golden (approximate export) {golden_acc:.4f}; {seconds:.0f} s"
+        f"{no_wta_acc:.4f}; {config.train_ms:g} ms {short_acc:.4f}); golden (approximate "
+        f"export) {golden_acc:.4f}; {seconds:.0f} s"
     )
     return 0
 
