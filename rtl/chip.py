@@ -33,7 +33,16 @@ from pim.adc import lossless_bits
 from pim.array import MappingError
 from pim.model import PimConfig, PimLayer
 from rtl.chip_units import Fanout, Merge, Player, stage_layout
-from rtl.core import CFG_DATA_BITS, COUNTER_REGS, LANE_CHOICES, Core, Op, Region, core_for_layer
+from rtl.core import (
+    CFG_DATA_BITS,
+    CFG_READ_LATENCY,
+    COUNTER_REGS,
+    LANE_CHOICES,
+    Core,
+    Op,
+    Region,
+    core_for_layer,
+)
 from rtl.mapping import CoreSize, chip_placement
 from rtl.mapping import MappingError as PlacementError
 from rtl.pim_periphery import PeripheryParams, PimPeriphery
@@ -450,7 +459,8 @@ class Chip(wiring.Component):
       ``CLEAR``, then the words ``passes`` times. ``busy`` stays high until the last layer has
       finished its last step.
     * ``cfg`` (``valid``, ``write``, ``addr``, ``wdata`` -> ``ready``, ``rvalid``, ``rdata``
-      the cycle after a read): ``addr = target << sub_bits | sub``; target ``k < n_cores`` is
+      ``CFG_READ_LATENCY`` (2) cycles after a read was accepted; reads may follow back to
+      back): ``addr = target << sub_bits | sub``; target ``k < n_cores`` is
       core ``k``'s configuration port (``rtl.core.Region``), target ``n_cores`` the chip
       registers: sub 0 ``lsb_shift``, sub 1 ``input_shift``, sub ``2^(sub_bits-1) + c`` the
       periphery's correction of channel ``c`` (write only).
@@ -582,9 +592,12 @@ class Chip(wiring.Component):
         plan, cfg = self.plan, self.cfg
         sub_bits = plan.sub_bits
         target, sub = cfg.addr[sub_bits:], cfg.addr[:sub_bits]
-        r_target = Signal.like(target)
-        with m.If(cfg.valid & cfg.ready & ~cfg.write):
-            m.d.sync += r_target.eq(target)
+        # The target of the read answered now: reads are answered CFG_READ_LATENCY cycles on.
+        r_target = target
+        for k in range(CFG_READ_LATENCY):
+            r_next = Signal.like(target, name=f"cfg_r{k + 1}_target")
+            m.d.sync += r_next.eq(r_target)
+            r_target = r_next
         n = len(cores)
         ready = Signal()
         m.d.comb += cfg.ready.eq(ready)
@@ -604,17 +617,18 @@ class Chip(wiring.Component):
 
     def _chip_registers(self, m: Module, selected, r_selected, sub, ready) -> None:
         cfg, plan = self.cfg, self.plan
-        rvalid = Signal()
         with m.If(selected):
             m.d.comb += ready.eq(1)
-        m.d.sync += rvalid.eq(cfg.valid & selected & ~cfg.write)
+        rvalid, read = cfg.valid & selected & ~cfg.write, sub
+        for k in range(CFG_READ_LATENCY):  # answered as late as a core's reads
+            rvalid_next = Signal(name=f"chip_rvalid{k + 1}")
+            read_next = Signal.like(sub, name=f"chip_read{k + 1}")
+            m.d.sync += [rvalid_next.eq(rvalid), read_next.eq(read)]
+            rvalid, read = rvalid_next, read_next
         with m.If(r_selected):
             m.d.comb += cfg.rvalid.eq(rvalid)
         if plan.periphery is None:
             return
-        read = Signal.like(sub)
-        with m.If(cfg.valid & selected & ~cfg.write):
-            m.d.sync += read.eq(sub)
         with m.If(r_selected):
             m.d.comb += cfg.rdata.eq(Mux(read == 0, self.lsb_shift, self.input_shift))
         write = cfg.valid & selected & cfg.write

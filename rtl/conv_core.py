@@ -24,6 +24,7 @@ from rtl.core import (
     Op,
     Region,
     _bits_for,
+    _Bypass,
     _Kind,
     _popcount,
 )
@@ -327,7 +328,7 @@ class ConvCore(Core):
             mem = Memory(shape=signed(p.acc_bits), depth=max(2, p.acc_depth), init=[])
             m.submodules[f"acc{b}_mem"] = mem
             self.acc_wps.append(mem.write_port())
-            self.acc_rps.append(mem.read_port(transparent_for=(self.acc_wps[-1],)))
+            self.acc_rps.append(mem.read_port())
         self._neuron_memories(m)
 
     # -- event engine -----------------------------------------------------------------------
@@ -588,58 +589,65 @@ class ConvCore(Core):
                     sp["w"].eq(row_w),
                 ]
 
-    # -- stage 1: accumulate into the banks -------------------------------------------------
+    # -- stages 1 and 2: read, execute into the banks ---------------------------------------
 
     def _accumulate(self, m: Module) -> None:
-        """Stage 1: read-modify-write of the banks (ADD, LOAD), zeroing (CLEAR, TICK)."""
+        """Stage 2: read-modify-write of the banks (ADD, LOAD), zeroing (CLEAR, TICK), each bank
+        forwarded (``rtl.core._Bypass``); the banks' values rotated into TICK lane order."""
         p = self.params
         s1 = self._stage1_registers(m)
         rd = [rp.data for rp in self.acc_rps]
-        weights = [self.w_rp.data[lane] for lane in range(p.lanes)]
+        x = self._pipe(m, "x", {**s1, "w": self.w_rp.data, "rd": rd})
+        self.x = x
+        self._exec_neuron_data(m)
+        kind = x["kind"]
+        weights = [x["w"][lane] for lane in range(p.lanes)]
         perm = p.lane_perm()
         placed = [weights[perm.index(b)] for b in range(p.lanes)]
-        addends = _rotate(m, placed, s1["rot"], 1, "addend")
-        self.lane_sums = _rotate(m, rd, s1["rot"], -1, "lane_sum")
+        addends = _rotate(m, placed, x["rot"], 1, "addend")
+        masked = (kind == _Kind.LOAD) | (kind == _Kind.ZERO) | (kind == _Kind.GROUP)
+        now = []
         for b, wp in enumerate(self.acc_wps):
-            m.d.comb += wp.addr.eq(s1["addr"][b])
-            with m.Switch(s1["kind"]):
+            writes = Signal(name=f"x_writes{b}")
+            m.d.comb += writes.eq((kind == _Kind.ADD) | (masked & x["wen"][b]))
+            bypass = _Bypass(m, self.advance, f"acc{b}", p.acc_bits, len(x["addr"][b]))
+            bypass.track(s1["addr"][b], writes, x["addr"][b])
+            value = Signal(signed(p.acc_bits), name=f"acc_now{b}")
+            m.d.comb += value.eq(bypass.value(x["rd"][b]))
+            now.append(value)
+            total = Signal(signed(p.acc_bits), name=f"acc_sum{b}")
+            with m.Switch(kind):
                 with m.Case(_Kind.ADD):
-                    m.d.comb += [wp.data.eq(rd[b] + addends[b]), wp.en.eq(1)]
+                    m.d.comb += total.eq(value + addends[b])
                 with m.Case(_Kind.LOAD):
-                    m.d.comb += [wp.data.eq(rd[b] + s1["value"]), wp.en.eq(s1["wen"][b])]
-                with m.Case(_Kind.ZERO, _Kind.GROUP):
-                    m.d.comb += [wp.data.eq(0), wp.en.eq(s1["wen"][b])]
-        nonzero = [(s1["kind"] == _Kind.ADD) & (wgt != 0) for wgt in weights]
+                    m.d.comb += total.eq(value + x["value"])
+            m.d.comb += [wp.addr.eq(x["addr"][b]), wp.data.eq(total), wp.en.eq(writes)]
+            bypass.written(writes, x["addr"][b], total)
+        self.acc_now = now
+        self.lane_sums = _rotate(m, now, x["rot"], -1, "lane_sum")
+        nonzero = [(kind == _Kind.ADD) & (wgt != 0) for wgt in weights]
         self.syn_ops = _popcount(m, nonzero, "syn_ops_now")
 
     def _stage1_registers(self, m: Module) -> dict:
         """The operation whose memory reads return this cycle; moves on ``advance``."""
-        p = self.params
-        s1 = {
-            "kind": Signal(range(len(_Kind)), name="s1_kind"),
-            "group": Signal(p.group_bits, name="s1_group"),
-            "rot": Signal.like(self.op_rot, name="s1_rot"),
-            "wen": Signal(p.lanes, name="s1_wen"),
-            "value": Signal(signed(p.load_bits), name="s1_value"),
-            "addr": [Signal.like(a, name=f"s1_addr{b}") for b, a in enumerate(self.op_addr)],
-        }
-        issued = {
-            "kind": self.op_kind,
-            "group": self.op_group,
-            "rot": self.op_rot,
-            "wen": self.op_wen,
-            "value": self.op_value,
-        }
-        with m.If(self.advance):
-            m.d.sync += [s1[k].eq(v) for k, v in issued.items()]
-            m.d.sync += [r.eq(a) for r, a in zip(s1["addr"], self.op_addr, strict=True)]
+        s1 = self._pipe(
+            m,
+            "s1",
+            {
+                "kind": self.op_kind,
+                "group": self.op_group,
+                "rot": self.op_rot,
+                "wen": self.op_wen,
+                "value": self.op_value,
+                "addr": list(self.op_addr),
+            },
+        )
         m.d.comb += [self.w_rp.addr.eq(self.op_wrow), self.w_rp.en.eq(self.advance)]
         for rp, addr in zip(self.acc_rps, self.op_addr, strict=True):
             m.d.comb += [rp.addr.eq(addr), rp.en.eq(self.advance)]
         for rp in (self.v_rp, self.theta_rp, self.bias_rp):
             if rp is not None:
                 m.d.comb += [rp.addr.eq(self.op_group), rp.en.eq(self.advance)]
-        self.s1 = s1
         return s1
 
     # -- hooks of Core's neuron pipeline and configuration port -----------------------------
@@ -647,22 +655,23 @@ class ConvCore(Core):
     def _lane_sum(self, lane: int) -> Value:
         return self.lane_sums[lane]
 
-    def _zero_acc_after_update(self, m: Module, group) -> None:
-        """Nothing: a GROUP operation clears its accumulators in stage 1, once they are read."""
-
     def _weight_ok(self, index, axon) -> Value:
         return (index < self.params.out_channels) & (axon < self.params.taps)
 
     def _weight_row(self, axon, group) -> Value:
         return axon * self.params.channel_groups + group
 
+    def _cfg_point(self, m: Module, axon, group) -> None:
+        m.d.comb += [self.op_wrow.eq(self._weight_row(axon, group)), self.op_group.eq(group)]
+
     def _acc_cfg_read(self, m: Module, read, index, group, r_lane) -> tuple[list, Value]:
-        """Point every bank at the neuron's word; select its bank the cycle after."""
-        r_bank = Signal.like(self.dec["bank"], name="cfg_r_bank")
-        m.d.sync += r_bank.eq(self.dec["bank"])
+        """Point every bank at the neuron's word; select its bank in stage 2 (two cycles on)."""
+        r1_bank = Signal.like(self.dec["bank"], name="cfg_r1_bank")
+        r2_bank = Signal.like(self.dec["bank"], name="cfg_r2_bank")
+        m.d.sync += [r1_bank.eq(self.dec["bank"]), r2_bank.eq(r1_bank)]
         with m.If(read):
-            m.d.comb += [rp.addr.eq(self.dec["addr"]) for rp in self.acc_rps]
-        return [rp.data for rp in self.acc_rps], r_bank
+            m.d.comb += [a.eq(self.dec["addr"]) for a in self.op_addr]
+        return list(self.acc_now), r2_bank
 
 
 def conv_core_for_layer(

@@ -19,12 +19,15 @@ from amaranth.lib.wiring import In, Out
 from rtl.neuron import FIRE_CODE, LEAK_CODE, RESET_CODE, NeuronUpdate, neuron_config_layout
 from sim.semantics import FIRE_MODES, LEAK_MODES, RESET_MODES, Leak, signed_range
 
-#: Cycles a TICK costs beyond ``groups`` (issue, memory read, the neuron pipeline, emitter).
-TICK_LATENCY = 3 + NeuronUpdate.LATENCY
+#: Cycles a TICK costs beyond ``groups``: the TICK token behind the last group, memory read,
+#: read register (execute stage), the neuron pipeline, the emitter, the out event.
+TICK_LATENCY = 4 + NeuronUpdate.LATENCY
 #: Cycles a CLEAR costs beyond ``groups`` (its forwarded CLEAR out event).
 CLEAR_LATENCY = 1
 #: Width of the configuration port's data buses.
 CFG_DATA_BITS = 32
+#: Cycles from a configuration read's acceptance to its ``rvalid``/``rdata``.
+CFG_READ_LATENCY = 2
 LANE_CHOICES = (1, 2, 4, 8, 16)
 
 
@@ -193,7 +196,8 @@ class CoreParams:
 
 
 def config_signature(params: CoreParams) -> wiring.Signature:
-    """The configuration port, from the host's side: one access a cycle, reads answer next cycle."""
+    """The configuration port, from the host's side: one access a cycle; a read is answered
+    ``CFG_READ_LATENCY`` (2) cycles after it was accepted (reads may follow back to back)."""
     return wiring.Signature(
         {
             "valid": Out(1),
@@ -311,6 +315,56 @@ def _popcount(m: Module, bits: list, name: str) -> Signal:
     return out
 
 
+class _Bypass:
+    """Read-after-write forwarding for an accumulator memory (or one bank of it).
+
+    An operation reads its row in stage 0 (the address is registered in the block RAM) and
+    writes it in stage 2. The rows written by the two operations in stage 2 during its stages
+    0 and 1 are missing from what it read (the second one's write and its read hit the same
+    clock edge); they are kept in ``wb1``/``wb2`` and replace the read data in stage 2 when the
+    row matches (the newer one first). The address comparisons are made a cycle early, in
+    stage 1, so stage 2 only selects. Everything moves on ``advance``, like the pipeline.
+    """
+
+    def __init__(self, m: Module, advance: Value, name: str, width: int, addr_bits: int):
+        self.m, self.advance = m, advance
+        self.wb = [
+            (
+                Signal(name=f"{name}_wb{k}_en"),
+                Signal(addr_bits, name=f"{name}_wb{k}_addr"),
+                Signal(width, name=f"{name}_wb{k}_data"),
+            )
+            for k in (1, 2)
+        ]
+        self.hit = [Signal(name=f"{name}_hit{k}") for k in (1, 2)]
+
+    def track(self, s1_addr: Value, x_en: Value, x_addr: Value) -> None:
+        """Stage 1: does the row being read match the row stage 2 writes now, or wrote last?"""
+        en1, addr1, _ = self.wb[0]
+        with self.m.If(self.advance):
+            self.m.d.sync += [
+                self.hit[0].eq(x_en & (x_addr == s1_addr)),
+                self.hit[1].eq(en1 & (addr1 == s1_addr)),
+            ]
+
+    def value(self, read: Value) -> Value:
+        """Stage 2: the row as it is now (``read`` is the registered block RAM data)."""
+        return Mux(self.hit[0], self.wb[0][2], Mux(self.hit[1], self.wb[1][2], read))
+
+    def written(self, x_en: Value, x_addr: Value, x_data: Value) -> None:
+        """Record stage 2's write (``x_en``: it writes) for the two operations behind it."""
+        (en1, addr1, data1), (en2, addr2, data2) = self.wb
+        with self.m.If(self.advance):
+            self.m.d.sync += [
+                en1.eq(x_en),
+                addr1.eq(x_addr),
+                data1.eq(x_data),
+                en2.eq(en1),
+                addr2.eq(addr1),
+                data2.eq(data1),
+            ]
+
+
 class SpikeEmitter(wiring.Component):
     """Last pipeline stage: turns group tokens into ``SPIKE(neuron)`` events, lowest lane first.
 
@@ -333,27 +387,33 @@ class SpikeEmitter(wiring.Component):
         busy, tick = Signal(), Signal()
         group = Signal(p.group_bits)
         mask = Signal(p.lanes)
+        # Whether ``mask`` is empty / has at most one bit, kept in registers: ``i.ready`` is
+        # the core's pipeline enable, so it must not wait for arithmetic on ``mask``.
+        empty, single = Signal(init=1), Signal(init=1)
         lowest = Signal(max(1, p.lane_bits), name="lowest")
         for lane in reversed(range(p.lanes)):
             with m.If(mask[lane]):
                 m.d.comb += lowest.eq(lane)
-        single = (mask & (mask - 1)) == 0
-        done = busy & Mux(tick, self.o.ready, (mask == 0) | (single & self.o.ready))
+        done = busy & Mux(tick, self.o.ready, empty | (single & self.o.ready))
         m.d.comb += [
             self.i.ready.eq(~busy | done),
-            self.o.valid.eq(busy & (tick | (mask != 0))),
+            self.o.valid.eq(busy & (tick | ~empty)),
             self.o.payload.op.eq(Mux(tick, Op.TICK, Op.SPIKE)),
             self.o.payload.index.eq(Mux(tick, 0, Cat(lowest[: p.lane_bits], group))),
         ]
-        with m.If(self.o.valid & self.o.ready & ~tick):
-            m.d.sync += mask.eq(mask & ~(Const(1, p.lanes) << lowest))
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [
-                busy.eq(1),
-                tick.eq(self.i.payload.tick),
-                group.eq(self.i.payload.group),
-                mask.eq(self.i.payload.mask),
+
+        def load(value) -> list:
+            return [
+                mask.eq(value),
+                empty.eq(value == 0),
+                single.eq((value & (value - 1))[: p.lanes] == 0),
             ]
+
+        with m.If(self.o.valid & self.o.ready & ~tick):
+            m.d.sync += load(mask & (mask - 1))  # the lowest spike is out
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [busy.eq(1), tick.eq(self.i.payload.tick), group.eq(self.i.payload.group)]
+            m.d.sync += load(self.i.payload.mask)
         with m.Elif(done):
             m.d.sync += busy.eq(0)
         return m
@@ -383,10 +443,12 @@ class Core(wiring.Component):
       nothing; a LOAD on a core built without ``load`` adds nothing.
     * ``o`` (out), payload ``{op[2], index}``: per TICK, ``SPIKE(neuron)`` for every neuron that
       fired, in ascending order, then ``TICK`` (also for a step without spikes); every CLEAR is
-      forwarded as ``CLEAR`` after it took effect. Same opcodes as ``i``: cores chain directly.
+      forwarded as ``CLEAR`` once every later event and read sees its zeros. Same opcodes as
+      ``i``: cores chain directly.
 
     **Configuration port** ``cfg`` (accepted only between events; it wins over ``i``):
-    ``valid/write/addr/wdata -> ready``, read data on ``rdata`` with ``rvalid`` the cycle after.
+    ``valid/write/addr/wdata -> ready``; a read's data is on ``rdata`` with ``rvalid``
+    ``CFG_READ_LATENCY`` (2) cycles after the read was accepted (reads may follow back to back).
     ``addr = region << (axon_bits + index_bits) | axon << index_bits | index``
     (``CoreParams.addr``); regions ``Region``: CTRL registers ``Reg`` (modes, lam, frac, k,
     input_shift, global theta, four read-only counters), WEIGHT (axon, neuron), THETA, BIAS,
@@ -400,10 +462,23 @@ class Core(wiring.Component):
     **Cycle contract**, with ``G = ceil(n_neurons / lanes)`` and the out stream always ready: an
     event is accepted in the cycle ``i.ready`` is high, and ``i.ready`` rises again
     ``SPIKE``: ``G`` cycles later; ``LOAD``: 1; ``CLEAR``: ``G + 1``; ``TICK``:
-    ``G + 7 (TICK_LATENCY)`` plus one cycle for every spike beyond the first in a lane group
+    ``G + 9 (TICK_LATENCY)`` plus one cycle for every spike beyond the first in a lane group
     (the out stream carries one spike a cycle; with ``lanes == 1`` this is always zero).
     Out-stream back-pressure adds its stall cycles. The cost of a step therefore grows with its
-    input events, never with ``n_axons``.
+    input events, never with ``n_axons``; back-to-back SPIKEs keep all ``lanes`` lanes busy
+    (``lanes`` synaptic operations a cycle when no weight is zero). A configuration access is
+    accepted in any cycle in which an event could be.
+
+    **Pipeline.** Every event becomes one operation per lane group, issued one a cycle
+    (stage 0, the memories' read addresses); stage 1 is the block RAM read; stage 2 (execute)
+    works only from registers: the read data are registered first, so no path starts at a
+    block RAM output and ends anywhere but a register (ECP5 block RAM has a slow clock-to-out).
+    An accumulator row is read in stage 0 and written in stage 2; the rows written in the two
+    cycles before an operation's execute stage are forwarded to it (``_Bypass``), so
+    consecutive operations on one row (one lane group, a LOAD burst, a CLEAR then a SPIKE,
+    a TICK right after the last input) always add up exactly. A TICK's lane group goes from
+    stage 2 into the neuron units (``NeuronUpdate.LATENCY`` stages), whose result is written
+    back to ``v`` and handed to the spike emitter.
 
     Memories (``amaranth.lib.memory``, synchronous read, so they map to block RAM): weights
     (``n_axons * G`` rows of ``lanes`` weights), accumulators, ``v``, thresholds and biases
@@ -458,7 +533,7 @@ class Core(wiring.Component):
         self.w_mem, self.w_wp = self._rows(m, "weight", signed(p.w_bits), len(rows), rows)
         self.w_rp = self.w_mem.read_port()
         self.acc_mem, self.acc_wp = self._rows(m, "acc", signed(p.acc_bits), p.groups, [])
-        self.acc_rp = self.acc_mem.read_port(transparent_for=(self.acc_wp,))
+        self.acc_rp = self.acc_mem.read_port()
         self._neuron_memories(m)
 
     def _neuron_memories(self, m: Module) -> None:
@@ -607,77 +682,103 @@ class Core(wiring.Component):
                 m.d.sync += count.eq(1)
                 m.next = "TICK"
 
-    # -- stage 1: accumulate (SPIKE, LOAD, CLEAR) -------------------------------------------
+    # -- stages 1 and 2: read, execute (SPIKE, LOAD, CLEAR; a TICK's read) ---------------------
 
     def _accumulate(self, m: Module) -> None:
-        """Pipeline stage 1 for the accumulate operations: read-modify-write of one acc row."""
+        """Stage 2 of the accumulate operations: read-modify-write of one acc row, forwarded."""
         p = self.params
         s1 = self._stage1_registers(m)
-        self.s1 = s1
-        m.d.comb += [self.acc_wp.addr.eq(s1["group"]), self.acc_wp.data.eq(0)]
-        nonzero = []
+        x = self._pipe(m, "x", {**s1, "w": self.w_rp.data, "acc": self.acc_rp.data})
+        self.x = x
+        self._exec_neuron_data(m)
+        kind = x["kind"]
+        writes = Signal(name="x_writes")
+        zero = (kind == _Kind.ZERO) | (kind == _Kind.GROUP)
+        m.d.comb += writes.eq(zero | (kind == _Kind.ADD) | (kind == _Kind.LOAD))
+        bypass = _Bypass(m, self.advance, "acc", p.lanes * p.acc_bits, p.group_bits)
+        bypass.track(s1["group"], writes, x["group"])
+        now = data.ArrayLayout(signed(p.acc_bits), p.lanes)(bypass.value(Value.cast(x["acc"])))
+        self.acc_now = [now[lane] for lane in range(p.lanes)]
+        sums, nonzero = [], []
         for lane in range(p.lanes):
-            weight = self.w_rp.data[lane]
-            is_load = (s1["kind"] == _Kind.LOAD) & (s1["lane"] == lane)
+            weight = x["w"][lane]
+            is_load = (kind == _Kind.LOAD) & (x["lane"] == lane)
             addend = Mux(
-                s1["kind"] == _Kind.ADD,
-                Mux(s1["axon_ok"], weight, 0),
-                Mux(is_load, s1["value"], 0),
+                kind == _Kind.ADD, Mux(x["axon_ok"], weight, 0), Mux(is_load, x["value"], 0)
             )
-            with m.If(s1["kind"] != _Kind.ZERO):
-                m.d.comb += self.acc_wp.data[lane].eq(self.acc_rp.data[lane] + addend)
-            exists = (s1["group"] * p.lanes + lane) < p.n_neurons
-            nonzero.append((s1["kind"] == _Kind.ADD) & s1["axon_ok"] & exists & (weight != 0))
+            total = Signal(signed(p.acc_bits), name=f"acc_sum{lane}")
+            m.d.comb += total.eq(Mux(zero, 0, now[lane] + addend))
+            sums.append(total)
+            exists = (x["group"] * p.lanes + lane) < p.n_neurons
+            nonzero.append((kind == _Kind.ADD) & x["axon_ok"] & exists & (weight != 0))
         self.syn_ops = _popcount(m, nonzero, "syn_ops_now")
-        writes = (s1["kind"] == _Kind.ADD) | (s1["kind"] == _Kind.LOAD) | (s1["kind"] == _Kind.ZERO)
-        m.d.comb += self.acc_wp.en.eq(Mux(writes, (1 << p.lanes) - 1, 0))
+        m.d.comb += [
+            self.acc_wp.addr.eq(x["group"]),
+            self.acc_wp.data.eq(Cat(*sums)),
+            self.acc_wp.en.eq(Mux(writes, (1 << p.lanes) - 1, 0)),
+        ]
+        bypass.written(writes, x["group"], Cat(*sums))
+
+    def _pipe(self, m: Module, prefix: str, values: dict) -> dict:
+        """Registers ``<prefix>_<key>`` loaded with ``values`` whenever the pipeline advances."""
+        regs = {}
+        for key, value in values.items():
+            if isinstance(value, list):
+                regs[key] = self._pipe(m, f"{prefix}_{key}", dict(enumerate(value)))
+                regs[key] = [regs[key][k] for k in range(len(value))]
+                continue
+            shape = value.shape() if hasattr(value, "shape") else Value.cast(value).shape()
+            regs[key] = Signal(shape, name=f"{prefix}_{key}")
+            with m.If(self.advance):
+                m.d.sync += regs[key].eq(value)
+        return regs
+
+    def _exec_neuron_data(self, m: Module) -> None:
+        """Stage 2 copies of the ``v``, threshold and bias rows read in stage 1."""
+        rows = {"v": self.v_rp.data}
+        rows |= {"theta": self.theta_rp.data} if self.theta_rp is not None else {}
+        rows |= {"bias": self.bias_rp.data} if self.bias_rp is not None else {}
+        regs = self._pipe(m, "x", rows)
+        self.x_v, self.x_theta, self.x_bias = regs["v"], regs.get("theta"), regs.get("bias")
 
     def _stage1_registers(self, m: Module) -> dict[str, Signal]:
         """The operation whose memory reads are returning this cycle; moves on ``advance``."""
-        p = self.params
-        s1 = {
-            "kind": Signal(range(len(_Kind)), name="s1_kind"),
-            "group": Signal(p.group_bits, name="s1_group"),
-            "lane": Signal.like(self.op_lane, name="s1_lane"),
-            "value": Signal(signed(p.load_bits), name="s1_value"),
-            "axon_ok": Signal(name="s1_axon_ok"),
-        }
-        issued = {
-            "kind": self.op_kind,
-            "group": self.op_group,
-            "lane": self.op_lane,
-            "value": self.op_value,
-            "axon_ok": self.op_axon_ok,
-        }
-        with m.If(self.advance):
-            m.d.sync += [s1[k].eq(issued[k]) for k in s1]
+        s1 = self._pipe(
+            m,
+            "s1",
+            {
+                "kind": self.op_kind,
+                "group": self.op_group,
+                "lane": self.op_lane,
+                "value": self.op_value,
+                "axon_ok": self.op_axon_ok,
+            },
+        )
         m.d.comb += [
             self.w_rp.addr.eq(self.op_row),
             self.w_rp.en.eq(self.advance),
             self.acc_rp.addr.eq(self.op_group),
             self.acc_rp.en.eq(self.advance),
-            self.v_rp.addr.eq(self.op_group),
-            self.v_rp.en.eq(self.advance),
         ]
-        for rp in (self.theta_rp, self.bias_rp):
+        for rp in (self.v_rp, self.theta_rp, self.bias_rp):
             if rp is not None:
                 m.d.comb += [rp.addr.eq(self.op_group), rp.en.eq(self.advance)]
         return s1
 
-    # -- stages 1..3 of a TICK: neuron update, write-back, emit -----------------------------
+    # -- stages 3..: neuron update of a TICK, write-back, emit ----------------------------------
 
     def _update(self, m: Module) -> None:
-        """Neuron units on the rows read for a GROUP op; stage 2 writes back and emits a token."""
-        p, s1 = self.params, self.s1
+        """Neuron units on the rows of a GROUP op in stage 2; their result is written back to
+        ``v`` and emitted as a token ``NeuronUpdate.LATENCY`` advances later."""
+        p, x = self.params, self.x
         m.submodules.emitter = emitter = SpikeEmitter(p)
-        # The operation whose neuron results are out: s1's, NeuronUpdate.LATENCY advances later.
-        s2_kind, s2_group = s1["kind"], s1["group"]
+        out_kind, out_group = x["kind"], x["group"]
         for k in range(NeuronUpdate.LATENCY):
             kind = Signal(range(len(_Kind)), name=f"s2_kind_{k}")
             group = Signal(p.group_bits, name=f"s2_group_{k}")
             with m.If(self.advance):
-                m.d.sync += [kind.eq(s2_kind), group.eq(s2_group)]
-            s2_kind, s2_group = kind, group
+                m.d.sync += [kind.eq(out_kind), group.eq(out_group)]
+            out_kind, out_group = kind, group
         spikes, v_next = [], []
         for lane in range(p.lanes):
             unit = NeuronUpdate(
@@ -688,60 +789,54 @@ class Core(wiring.Component):
                 leak_modes=p.leak_modes,
             )
             m.submodules[f"neuron{lane}"] = unit
-            theta = self.theta_rp.data[lane] if self.theta_rp is not None else self.theta_reg
-            bias = self.bias_rp.data[lane] if self.bias_rp is not None else 0
+            theta = self.x_theta[lane] if self.x_theta is not None else self.theta_reg
+            bias = self.x_bias[lane] if self.x_bias is not None else 0
             m.d.comb += [
                 unit.en.eq(self.advance),
                 unit.cfg.eq(self.ncfg),
-                unit.valid.eq((s1["group"] * p.lanes + lane) < p.n_neurons),
+                unit.valid.eq((x["group"] * p.lanes + lane) < p.n_neurons),
                 unit.s.eq(self._lane_sum(lane)),
-                unit.v.eq(self.v_rp.data[lane]),
+                unit.v.eq(self.x_v[lane]),
                 unit.bias.eq(bias),
                 unit.theta.eq(theta),
             ]
             spikes.append(unit.spike)
             v_next.append(unit.v_next)
-        s2_busy = (s2_kind == _Kind.GROUP) | (s2_kind == _Kind.TICK)
+        out_busy = (out_kind == _Kind.GROUP) | (out_kind == _Kind.TICK)
         m.d.comb += [
-            emitter.i.valid.eq(s2_busy),
-            emitter.i.payload.tick.eq(s2_kind == _Kind.TICK),
-            emitter.i.payload.group.eq(s2_group),
-            emitter.i.payload.mask.eq(Mux(s2_kind == _Kind.GROUP, Cat(*spikes), 0)),
-            self.advance.eq(~s2_busy | emitter.i.ready),
+            emitter.i.valid.eq(out_busy),
+            emitter.i.payload.tick.eq(out_kind == _Kind.TICK),
+            emitter.i.payload.group.eq(out_group),
+            emitter.i.payload.mask.eq(Mux(out_kind == _Kind.GROUP, Cat(*spikes), 0)),
+            self.advance.eq(~out_busy | emitter.i.ready),
         ]
-        self._write_back(m, s2_kind, s2_group, v_next)
+        self._write_back(m, out_kind, out_group, v_next)
         self._out_mux(m, emitter)
 
-    def _write_back(self, m: Module, s2_kind, s2_group, v_next: list) -> None:
-        """``v`` and ``acc`` writes of stage 2 (TICK) and stage 1 (CLEAR); config writes last."""
-        p, s1 = self.params, self.s1
-        all_lanes = (1 << p.lanes) - 1
-        with m.If((s2_kind == _Kind.GROUP) & self.advance):
+    def _write_back(self, m: Module, out_kind, out_group, v_next: list) -> None:
+        """``v`` writes: a TICK's updated rows, a CLEAR's zeros (as the ZERO op is issued);
+        configuration writes come later in the code and win (they never coincide).
+
+        A stalled GROUP rewrites the same row with the same (registered) values, so the write
+        does not wait for ``advance``: the write port's address and data never depend on it.
+        """
+        all_lanes = (1 << self.params.lanes) - 1
+        with m.If(out_kind == _Kind.GROUP):
             m.d.comb += [
-                self.v_wp.addr.eq(s2_group),
+                self.v_wp.addr.eq(out_group),
                 self.v_wp.data.eq(Cat(*v_next)),
                 self.v_wp.en.eq(all_lanes),
             ]
-            self._zero_acc_after_update(m, s2_group)
-        with m.Elif(s1["kind"] == _Kind.ZERO):
+        with m.Elif(self.op_kind == _Kind.ZERO):
             m.d.comb += [
-                self.v_wp.addr.eq(s1["group"]),
+                self.v_wp.addr.eq(self.op_group),
                 self.v_wp.data.eq(0),
                 self.v_wp.en.eq(all_lanes),
             ]
 
     def _lane_sum(self, lane: int) -> Value:
-        """Lane ``lane``'s accumulator as read for the operation in stage 1."""
-        return self.acc_rp.data[lane]
-
-    def _zero_acc_after_update(self, m: Module, group) -> None:
-        """Clear the accumulators of lane group ``group`` once its update is done."""
-        all_lanes = (1 << self.params.lanes) - 1
-        m.d.comb += [
-            self.acc_wp.addr.eq(group),
-            self.acc_wp.data.eq(0),
-            self.acc_wp.en.eq(all_lanes),
-        ]
+        """Lane ``lane``'s accumulator for the operation in stage 2 (forwarded)."""
+        return self.acc_now[lane]
 
     def _out_mux(self, m: Module, emitter: SpikeEmitter) -> None:
         """The out stream: the emitter's events, or a forwarded CLEAR."""
@@ -761,7 +856,7 @@ class Core(wiring.Component):
     # -- configuration port -----------------------------------------------------------------
 
     def _config_port(self, m: Module) -> None:
-        """Decode ``cfg`` accesses: writes to registers and memories, reads answered next cycle."""
+        """Decode ``cfg`` accesses: writes to registers and memories; reads (``_cfg_reads``)."""
         p, cfg = self.params, self.cfg
         fire = Signal()
         m.d.comb += [cfg.ready.eq(self.idle), fire.eq(cfg.valid & self.idle)]
@@ -820,34 +915,34 @@ class Core(wiring.Component):
                 m.d.comb += self.clear_counters.eq(1)
 
     def _cfg_reads(self, m: Module, read, region, index, axon, group, lane) -> None:
-        """Point the read ports at the addressed row; select region and lane a cycle later."""
+        """Point the read ports at the addressed row (as stage 0 of a no-op operation, so the
+        accumulator read is forwarded like any other); select region and lane in stage 2, from
+        registers, ``CFG_READ_LATENCY`` cycles after the read."""
         p, cfg = self.params, self.cfg
-        r_region = Signal(3, name="cfg_r_region")
-        r_index = Signal.like(index, name="cfg_r_index")
-        r_lane = Signal(max(1, p.lane_bits), name="cfg_r_lane")
-        m.d.sync += [cfg.rvalid.eq(read), r_region.eq(region), r_index.eq(index), r_lane.eq(lane)]
         with m.If(read):
-            m.d.comb += [
-                self.w_rp.addr.eq(self._weight_row(axon, group)),
-                self.v_rp.addr.eq(group),
-            ]
-            for rp in (self.theta_rp, self.bias_rp):
-                if rp is not None:
-                    m.d.comb += rp.addr.eq(group)
+            self._cfg_point(m, axon, group)
+        sel = {"region": region, "index": index, "lane": lane}
+        sel1 = {k: Signal.like(Value.cast(v), name=f"cfg_r1_{k}") for k, v in sel.items()}
+        sel2 = {k: Signal.like(v, name=f"cfg_r2_{k}") for k, v in sel1.items()}
+        rvalid1 = Signal(name="cfg_rvalid1")
+        m.d.sync += [rvalid1.eq(read), cfg.rvalid.eq(rvalid1)]
+        m.d.sync += [sel1[k].eq(sel[k]) for k in sel] + [sel2[k].eq(sel1[k]) for k in sel]
+        r_lane = sel2["lane"]
         sources = {
-            region_code: ([rp.data[k] for k in range(p.lanes)], r_lane)
-            for region_code, rp in (
-                (Region.WEIGHT, self.w_rp),
-                (Region.V, self.v_rp),
-                (Region.THETA, self.theta_rp),
-                (Region.BIAS, self.bias_rp),
+            region_code: (rows, r_lane)
+            for region_code, rows in (
+                (Region.WEIGHT, self.x["w"]),
+                (Region.V, self.x_v),
+                (Region.THETA, self.x_theta),
+                (Region.BIAS, self.x_bias),
             )
-            if rp is not None
+            if rows is not None
         }
+        sources = {k: ([rows[j] for j in range(p.lanes)], s) for k, (rows, s) in sources.items()}
         sources[Region.ACC] = self._acc_cfg_read(m, read, index, group, r_lane)
-        with m.Switch(r_region):
+        with m.Switch(sel2["region"]):
             with m.Case(Region.CTRL):
-                with m.Switch(r_index):
+                with m.Switch(sel2["index"]):
                     for reg, value in {**self._ctrl_registers(), **self.counters}.items():
                         with m.Case(reg):
                             m.d.comb += cfg.rdata.eq(value)
@@ -855,33 +950,48 @@ class Core(wiring.Component):
                 with m.Case(region_code):
                     m.d.comb += cfg.rdata.eq(_pick(m, values, select))
 
+    def _cfg_point(self, m: Module, axon, group) -> None:
+        """Issue a configuration read's rows (``axon``'s weights, lane group ``group``)."""
+        m.d.comb += [self.op_row.eq(self._weight_row(axon, group)), self.op_group.eq(group)]
+
     def _acc_cfg_read(self, m: Module, read, index, group, r_lane) -> tuple[list, Value]:
-        """Point the accumulator read port at neuron ``index``: its lane values and the (registered)
-        selector of ``index``'s lane, for the cycle after the read."""
-        with m.If(read):
-            m.d.comb += self.acc_rp.addr.eq(group)
-        return [self.acc_rp.data[k] for k in range(self.params.lanes)], r_lane
+        """Neuron ``index``'s accumulator: the lane values of stage 2 (the row read through
+        ``_cfg_point``, forwarded) and the selector of ``index``'s lane (``r_lane``, stage 2)."""
+        return list(self.acc_now), r_lane
 
     # -- counters ---------------------------------------------------------------------------
 
     def _counters(self, m: Module) -> None:
-        """Event, synaptic-operation, spike and busy-cycle counters, readable as CTRL registers."""
+        """Event, synaptic-operation, spike and busy-cycle counters, readable as CTRL registers.
+
+        A read accepted in cycle ``t`` reports everything before ``t``: the synaptic operations
+        of an operation issued in ``t - 1`` are counted in its stage 2 (``t + 1``), the other
+        counters add their cycle's increment a cycle late, and a read's data are taken in
+        ``t + 2``. A clear (a write in cycle ``t``) likewise also drops the synaptic operations
+        still in the pipeline.
+        """
         p = self.params
         op = self.i.payload.op
         counting = (op == Op.SPIKE) | (op == Op.LOAD)
-        increments = {
+        late = {
             Reg.IN_EVENTS: self.in_fire & counting,
-            Reg.SYN_OPS: self.syn_ops,
             Reg.OUT_SPIKES: self.out_spike,
             Reg.BUSY_CYCLES: self.in_fire | ~self.idle,
         }
+        increments: dict[Reg, Value] = {Reg.SYN_OPS: self.syn_ops}
+        for reg, inc in late.items():
+            increments[reg] = Signal(name=f"inc_{reg.name.lower()}")
+            m.d.sync += increments[reg].eq(inc)
+        cleared = Signal(name="counters_cleared")
+        m.d.sync += cleared.eq(self.clear_counters)
         self.counters: dict[Reg, Signal] = {}
-        for reg, inc in increments.items():
+        for reg in COUNTER_REGS:
             counter = Signal(p.counter_bits, name=f"count_{reg.name.lower()}")
-            with m.If(self.clear_counters):
+            clear = self.clear_counters | (cleared if reg == Reg.SYN_OPS else 0)
+            with m.If(clear):
                 m.d.sync += counter.eq(0)
             with m.Else():
-                m.d.sync += counter.eq(counter + inc)
+                m.d.sync += counter.eq(counter + increments[reg])
             self.counters[reg] = counter
 
 

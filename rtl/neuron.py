@@ -1,14 +1,16 @@
 """The per-lane neuron update of SPEC section 2, as a pipelined Amaranth component.
 
-Four register stages, each loaded on ``en``, so that no path is longer than one multiply or one
+Five register stages, each loaded on ``en``, so that no path is longer than one multiply or one
 carry chain plus a shifter (ECP5 at 100 MHz, see ``rtl.synth``):
 
-1. the inputs (straight from the core's block RAM outputs) and the configuration;
+1. the inputs and the configuration;
 2. ``v * lam`` (a DSP), ``v - (v >> k)``, ``s >> input_shift``;
 3. ``leak(v)`` for the mode (``>> frac`` of the product), ``a = (s >> input_shift) + bias``;
-4. ``u = sat(leak(v) + a)``.
+4. ``u = sat(leak(v) + a)``;
+5. fire (``u >= theta``) and reset (``u - theta`` or 0), side by side: the outputs are
+   registers (they drive the ``v`` memory's write data and the spike emitter).
 
-Combinational from stage 4: fire (``u >= theta``) and reset. ``LATENCY`` counts the stages.
+``LATENCY`` counts the stages.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class NeuronUpdate(wiring.Component):
     """
 
     #: ``en`` cycles from capturing the inputs to their ``v_next``/``spike``.
-    LATENCY = 4
+    LATENCY = 5
 
     def __init__(
         self,
@@ -138,16 +140,19 @@ class NeuronUpdate(wiring.Component):
             {"u": u_next, "theta": p3["theta"], "valid": p3["valid"], "fire": p3["fire"],
              "reset": p3["reset"]},
         )  # fmt: skip
-        # Output: fire and reset.
+        # Stage 5: fire and reset, into the output registers.
         u, theta = p4["u"], p4["theta"]
         fires = p4["valid"] & (p4["fire"] == FIRE_CODE["lif"]) & (u >= theta)
-        m.d.comb += [self.spike.eq(fires), self.v_next.eq(u)]
+        v_next = Signal(signed(self.v_bits), name="v_reset")
+        m.d.comb += v_next.eq(u)
         with m.If(fires):
             with m.Switch(p4["reset"]):
                 with m.Case(RESET_CODE["sub"]):
-                    m.d.comb += self.v_next.eq(u - theta)
+                    m.d.comb += v_next.eq(u - theta)
                 with m.Case(RESET_CODE["zero"]):
-                    m.d.comb += self.v_next.eq(0)
+                    m.d.comb += v_next.eq(0)
+        p5 = self._stage(m, "p5", {"v_next": v_next, "spike": fires})
+        m.d.comb += [self.spike.eq(p5["spike"]), self.v_next.eq(p5["v_next"])]
         return m
 
 

@@ -14,6 +14,8 @@ from amaranth.back import rtlil
 
 from rtl.core import Core, CoreParams
 from rtl.synth import (
+    DESIGNS,
+    DIGITS_BUNDLE,
     TOP,
     Check,
     Design,
@@ -221,6 +223,18 @@ def test_wrapper_leaves_five_pins_and_keeps_every_port():
 def test_cores_sustain_lanes_synaptic_operations_per_cycle(lanes):
     params = CoreParams(n_axons=32, n_neurons=32, w_bits=6, v_bits=16, lanes=lanes)
     assert sops_per_cycle(params, n_spikes=8) == lanes
+
+
+def test_the_digits_chip_is_a_design_entry():
+    """``chip-digits``: the chip plan_chip makes for the trained digits bundle, all weights."""
+    from sim.bundle import load_bundle
+
+    design = DESIGNS["chip-digits"]()
+    bundle = load_bundle(DIGITS_BUNDLE)
+    layer_bits = [layer.weight.size * layer.w_bits for layer in bundle.layers]
+    assert len(layer_bits) == 3
+    assert design.weight_bits == sum(layer_bits) > 0
+    assert design.name == "chip-digits" and design.lanes == 16 and design.throughput is None
 
 
 def _have_tools() -> bool:
