@@ -124,7 +124,8 @@ def markdown(report: dict[str, Any]) -> str:
         "## 1. Training step (forward over T + backward + Adam), samples/s",
         "",
         f"Batch {s['batch']}, median of {int(s['rounds']) * int(s['per_round'])} steps after "
-        "warm-up, timed in alternating blocks; in brackets: peak RSS rise over 3 steps (MiB).",
+        "warm-up, timed in alternating blocks; in brackets: peak RSS over 3 steps above the RSS "
+        "before them (MiB).",
         "`+hoist`: the peer with the static first layer computed once (as spikeforge does).",
         "",
         "| workload | T | " + " | ".join(contenders) + " |",
