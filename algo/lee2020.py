@@ -600,13 +600,14 @@ class ResidualEntryLayer(StrictThresholdLayer):
     """A residual block's first layer (``conv1`` and its LIF neurons) widened with one *relay*
     neuron per block input: channel ``C_out + c`` copies input channel ``c`` through the
     centre tap of the 3x3 kernel (so at stride ``s`` it sees input position ``(s·i, s·j)``, as
-    the 1x1 skip convolution does), threshold 1 in integers, reset to 0: it fires exactly when
+    the 1x1 skip convolution does), its integer threshold equal to its (shifted) integer weight,
+    reset to 0: it fires exactly when
     its input spiked, in the same step, and its potential is always 0 otherwise, so the
     layer's leak never acts on it. The next layer thereby receives the block input beside
     ``conv1``'s spikes, and the skip path becomes ordinary weights of that layer.
 
     The relay weight is ``max|conv1|`` (it does not change the layer's weight step) and is held
-    fixed; in the float modes the relay current is rescaled to ``2·V_th``. The relays carry no
+    fixed; in the float modes the relay current is rescaled to ``1.5·V_th``. The relays carry no
     dropout, so this layer has none.
     """
 
@@ -626,7 +627,7 @@ class ResidualEntryLayer(StrictThresholdLayer):
         _hold(synapse.weight, fixed)
         super().__init__(synapse, in_shape, name=name, v_th=v_th, leak=leak)
         self.block_channels = c_out
-        self.relay_gain = 2.0 * v_th / relay
+        self.relay_gain = 1.5 * v_th / relay
 
     def current(self, x: Tensor, weight: Tensor) -> Tensor:
         s = super().current(x, weight)
@@ -643,7 +644,11 @@ class ResidualEntryLayer(StrictThresholdLayer):
                 f"{base.input_shift}; use more v_bits"
             )
         theta = base.theta.expand(self.out_shape).clone()
-        theta[c:] = 1.0
+        # a relay's potential is its weight (shifted) when its input spiked, else 0; using that
+        # as its threshold keeps u/theta = 1 at its spikes, so the surrogate gradient through
+        # the reset stays O(1) per step instead of growing like the weight over T steps
+        relay_theta = torch.floor(relay / float(1 << base.input_shift))
+        theta[c:] = relay_theta.view(-1, 1, 1).to(theta.dtype)
         return dataclasses.replace(base, theta=theta)
 
 
