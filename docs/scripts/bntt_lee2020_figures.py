@@ -1,12 +1,17 @@
 """Tables and figures of docs/methods_bntt_lee2020.md from the runs it lists.
 
 Usage: ``python docs/scripts/bntt_lee2020_figures.py [RUNS_DIR]`` (default ``runs``); prints the
-markdown tables and writes ``docs/img/bntt_*.png`` and ``docs/img/lee2020_*.png``.
+markdown tables, writes them into the doc between its ``<!-- tables:NAME -->`` and
+``<!-- /tables:NAME -->`` markers, and writes ``docs/img/bntt_*.png`` and
+``docs/img/lee2020_*.png``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 IMG = Path(__file__).resolve().parents[1] / "img"
+DOC = Path(__file__).resolve().parents[1] / "methods_bntt_lee2020.md"
 
 
 def _load(path: Path) -> dict | None:
@@ -144,13 +150,37 @@ def lee(runs: Path) -> None:
     plt.close(fig)
 
 
+def _section(name: str, produce) -> str:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        produce()
+    text = buffer.getvalue()
+    print(text, end="")
+    lines = [line for line in text.strip().splitlines() if not line.startswith("### ")]
+    return "\n".join(lines).strip()
+
+
+def write_doc(sections: dict[str, str]) -> None:
+    doc = DOC.read_text()
+    for name, table in sections.items():
+        pattern = re.compile(rf"(<!-- tables:{name} -->\n).*?(<!-- /tables:{name} -->)", re.DOTALL)
+        doc = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), doc)
+    DOC.write_text(doc)
+
+
 def main() -> int:
     runs = Path(sys.argv[1] if len(sys.argv) > 1 else "runs")
+    sections = {}
     for dataset, steps in (("digits", [4, 8, 16, 25]), ("fmnist", [2, 4, 8])):
-        rows = bntt(runs, dataset, steps)
-        if rows:
-            bntt_figure(rows, dataset)
-    lee(runs)
+        holder: list = []
+        sections[f"bntt-{dataset}"] = _section(
+            f"bntt-{dataset}",
+            lambda d=dataset, st=steps, h=holder: h.extend(bntt(runs, d, st)),
+        )
+        if holder:
+            bntt_figure(holder, dataset)
+    sections["lee"] = _section("lee", lambda: lee(runs))
+    write_doc(sections)
     return 0
 
 
