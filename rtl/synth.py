@@ -13,7 +13,8 @@ RTLIL is the default because Yosys' Verilog frontend is slow on large memory ini
 ``core-l1``, against seconds for the RTLIL.
 
 Adding a design is one ``Design`` entry in ``DESIGNS``. ``python -m rtl.synth --out
-reports/synth`` runs them all (``--only core-l4`` picks some); ``nox -s synth`` calls it.
+reports/synth`` runs the cores (``--chip`` adds the digits chip, ``--only core-l4`` picks
+designs, ``--jobs 4`` runs four at a time); ``nox -s synth`` calls it.
 """
 
 from __future__ import annotations
@@ -162,13 +163,16 @@ def chip_design(bundle_dir: Path = DIGITS_BUNDLE, *, lanes: int = 16, name: str 
     )
 
 
-#: Every design of ``python -m rtl.synth`` (all run by default).
+#: Every design of ``python -m rtl.synth``; ``DEFAULT_DESIGNS`` run without ``--only``.
 DESIGNS: dict[str, Callable[[], Design]] = {
     "core-l1": lambda: core_design(1),
     "core-l4": lambda: core_design(4),
     "core-l16": lambda: core_design(16),
     "chip-digits": lambda: chip_design(lanes=16, name="chip-digits"),
 }
+#: The cores; the chip (the slowest design to synthesise by far) joins with ``--chip``.
+DEFAULT_DESIGNS = ("core-l1", "core-l4", "core-l16")
+CHIP_DESIGNS = ("chip-digits",)
 
 
 def _nonzero_config(params: Any, seed: int = 0) -> Any:
@@ -699,8 +703,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-throughput", action="store_true", help="skip the simulation")
     parser.add_argument("--jobs", type=int, default=1, help="designs synthesised at a time")
+    parser.add_argument(
+        "--chip", action="store_true", help=f"also the whole chip ({', '.join(CHIP_DESIGNS)})"
+    )
     args = parser.parse_args(argv)
-    names = args.only or list(DESIGNS)
+    names = list(args.only or DEFAULT_DESIGNS)
+    names += [n for n in CHIP_DESIGNS if args.chip and n not in names]
     results = run(
         names,
         args.out,

@@ -14,6 +14,8 @@ from amaranth.back import rtlil
 
 from rtl.core import Core, CoreParams
 from rtl.synth import (
+    CHIP_DESIGNS,
+    DEFAULT_DESIGNS,
     DESIGNS,
     DIGITS_BUNDLE,
     TOP,
@@ -235,6 +237,7 @@ def test_the_digits_chip_is_a_design_entry():
     assert len(layer_bits) == 3
     assert design.weight_bits == sum(layer_bits) > 0
     assert design.name == "chip-digits" and design.lanes == 16 and design.throughput is None
+    assert "chip-digits" in CHIP_DESIGNS and "chip-digits" not in DEFAULT_DESIGNS
 
 
 def _have_tools() -> bool:
