@@ -148,3 +148,31 @@ def test_method_is_registered_and_refuses_bad_settings(digits):
     assert method_settings(TrainConfig(method_options={"k": "0", "B": "4"})) == (0, 4)
     net = build_sg(TrainConfig(arch="c4k3s2-8"), digits)
     assert [layer.weights for layer in net.layers] == ["int", "ternary", "int"]
+
+
+def test_spikeforge_train_scatter_gather(tmp_path, capsys):
+    """``spikeforge train --method scatter-gather``: T = 1 by default, method options, the
+    bundle equals the bit-true pass and the quantised ANN, the conversion check is stored."""
+    import argparse
+    import json
+
+    from algo import train_cli
+
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    out = tmp_path / "sg"
+    args = parser.parse_args(["--method", "scatter-gather", "--arch", "16", "--out", str(out),
+                              "--limit-train", "400", "--ann-epochs", "8", "--snn-epochs", "4",
+                              "--ann-lr", "1e-2", "--snn-lr", "3e-3",
+                              "--method-option", "k=0", "--method-option", "B=3",
+                              "--no-progress", "--no-plots", "--threads", "1"])  # fmt: skip
+    assert train_cli.main(args) == 0
+    bundle = load_bundle(out)
+    assert bundle.timesteps == 1 and bundle.layers[0].n_out == 16 * 3
+    metrics = json.loads((out / "metrics.json").read_text())
+    acc = metrics["accuracy"]
+    assert acc["fake_quant"] == acc["bit_true"] == acc["golden"] > 0.5
+    (convert,) = [h for h in metrics["history"] if h["phase"] == "convert"]
+    assert convert["differ"] == 0 and convert["activations_compared"] == 360 * 16
+    assert metrics["bit_true_vs_golden"]["equal"]
+    assert "bit-true == golden" in capsys.readouterr().out
