@@ -412,7 +412,7 @@ def train(config: TrainConfig, data: Dataset, trainer: Trainer | None = None) ->
 
 # Methods that live in their own modules register themselves when imported.
 from algo import bntt as _bntt  # noqa: E402, F401
-from algo import lee2020 as _lee2020  # noqa: E402, F401
-from algo import conversion as _conversion  # noqa: E402, F401
 from algo import bpsr as _bpsr  # noqa: E402, F401
+from algo import conversion as _conversion  # noqa: E402, F401
+from algo import lee2020 as _lee2020  # noqa: E402, F401
 from algo import scatter_gather as _scatter_gather  # noqa: E402, F401
