@@ -168,6 +168,9 @@ def synaptic_input(
 
 def _synaptic_ops(layer: Layer, event_counts: np.ndarray) -> int:
     """Σ over input events of their non-zero fan-out, from per-position event counts."""
+    if layer.kind == "linear":
+        fan_out = np.count_nonzero(layer.weight, axis=0).astype(np.int64)
+        return int(event_counts.reshape(-1).astype(np.int64) @ fan_out)
     nonzero = (layer.weight != 0).astype(np.int64)
     bound = sum_bound(nonzero, int(event_counts.max()))
     s = synaptic_input(layer, event_counts[None], exact_engine(bound), weight=nonzero)
