@@ -35,7 +35,37 @@ MODES: tuple[str, ...] = ("ann", "float", "quant", "bittrue")
 LEAK_FRAC = 8
 
 
-class SpikingLayer(nn.Module):
+class SynapseGeometry:
+    """Shape and current of a layer's synapse (``self.synapse``: ``nn.Linear`` or ``nn.Conv2d``
+    without bias; ``self.in_shape``), shared by every layer type that exports to a bundle."""
+
+    synapse: nn.Linear | nn.Conv2d
+    in_shape: tuple[int, ...]
+
+    @property
+    def kind(self) -> str:
+        return "linear" if isinstance(self.synapse, nn.Linear) else "conv2d"
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        if self.kind == "linear":
+            return (self.synapse.out_features,)
+        _, h, w = self.in_shape
+        (kh, kw), (sh, sw), (ph, pw) = (
+            self.synapse.kernel_size,
+            self.synapse.stride,
+            self.synapse.padding,
+        )
+        return (self.synapse.out_channels, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
+
+    def current(self, x: Tensor, weight: Tensor) -> Tensor:
+        """The synaptic current for a batch ``[B, *in_shape]`` with the given weights."""
+        if self.kind == "linear":
+            return F.linear(x.reshape(x.shape[0], -1), weight)
+        return F.conv2d(x, weight, stride=self.synapse.stride, padding=self.synapse.padding)
+
+
+class SpikingLayer(SynapseGeometry, nn.Module):
     """A synapse (``nn.Linear`` or ``nn.Conv2d``, no bias) feeding a neuron (LIF or accumulator).
 
     Dropout (one mask over all steps) acts on the spikes the layer emits.
@@ -85,30 +115,8 @@ class SpikingLayer(nn.Module):
             )
 
     @property
-    def kind(self) -> str:
-        return "linear" if isinstance(self.synapse, nn.Linear) else "conv2d"
-
-    @property
     def fire(self) -> str:
         return self.neuron.fire
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        if self.kind == "linear":
-            return (self.synapse.out_features,)
-        _, h, w = self.in_shape
-        (kh, kw), (sh, sw), (ph, pw) = (
-            self.synapse.kernel_size,
-            self.synapse.stride,
-            self.synapse.padding,
-        )
-        return (self.synapse.out_channels, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
-
-    def current(self, x: Tensor, weight: Tensor) -> Tensor:
-        """The synaptic current for a batch ``[B, *in_shape]`` with the given weights."""
-        if self.kind == "linear":
-            return F.linear(x.reshape(x.shape[0], -1), weight)
-        return F.conv2d(x, weight, stride=self.synapse.stride, padding=self.synapse.padding)
 
     def int_layer(self, w_bits: int, v_bits: int, in_unit: float) -> bittrue.IntLayer:
         """This layer in the integer domain (SPEC 2), differentiable through STEs.

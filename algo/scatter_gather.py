@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from algo import bittrue
 from algo.data import Dataset
 from algo.encoding import get_encoder
-from algo.models import SNN, parse_arch
+from algo.models import SNN, SynapseGeometry, parse_arch
 from algo.pipeline import TrainConfig, Trainer, evaluate, fit, input_shape_for, register_method
 from algo.quant import fake_quant_symmetric, quantize_symmetric, ste
 from sim.golden import sum_bound
@@ -89,7 +89,7 @@ def fake_ternary(w: Tensor) -> Tensor:
     return ste(w, t * alpha)
 
 
-class SGLayer(nn.Module):
+class SGLayer(SynapseGeometry, nn.Module):
     """A synapse (no bias) and, for hidden layers, a batch norm before the quantised ReLU.
 
     ``weights``: ``ternary`` (hidden layers) or ``int`` (symmetric ``w_bits`` integers).
@@ -119,28 +119,6 @@ class SGLayer(nn.Module):
         self.bn: nn.Module | None = None
         if hidden:
             self.bn = nn.BatchNorm1d(out) if isinstance(synapse, nn.Linear) else nn.BatchNorm2d(out)
-
-    @property
-    def kind(self) -> str:
-        return "linear" if isinstance(self.synapse, nn.Linear) else "conv2d"
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        if self.kind == "linear":
-            return (self.synapse.out_features,)
-        _, h, w = self.in_shape
-        (kh, kw), (sh, sw), (ph, pw) = (
-            self.synapse.kernel_size,
-            self.synapse.stride,
-            self.synapse.padding,
-        )
-        return (self.synapse.out_channels, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
-
-    def current(self, x: Tensor, weight: Tensor) -> Tensor:
-        """Synaptic sums for a batch ``[N, *in_shape]``."""
-        if self.kind == "linear":
-            return F.linear(x.reshape(x.shape[0], -1), weight)
-        return F.conv2d(x, weight, stride=self.synapse.stride, padding=self.synapse.padding)
 
     def fake_weight(self) -> Tensor:
         """The quantised weights in the float domain (straight-through)."""
