@@ -61,6 +61,17 @@ def parser() -> argparse.ArgumentParser:
     add("--spikenorm-encoding", choices=("poisson", "direct"), default="poisson")
     add("--limit-train", type=int, metavar="N")
     add("--limit-test", type=int, metavar="N")
+    add(
+        "--curve-samples",
+        type=int,
+        metavar="N",
+        help="measure T not in --full-timesteps on the first N test images only (default: all)",
+    )
+    add(
+        "--full-timesteps",
+        default="",
+        help="comma list of T measured on the whole test set even with --curve-samples",
+    )
     add("--seed", type=int, default=0)
     add("--threads", type=int, default=2)
     return p
@@ -81,42 +92,43 @@ def sweep(
     seed: int,
     name: str | None = None,
     log: Any = print,
+    *,
+    curve_samples: int | None = None,
+    full_timesteps: frozenset[int] = frozenset(),
+    chunk: int = 1000,
 ) -> list[dict[str, Any]]:
     """Export, run and check one converted network at every ``T``; one record per ``T``.
 
-    Bundles go to ``out/<name>/T<T>`` (``name`` defaults to the variant)."""
+    Bundles go to ``out/<name>/T<T>`` (``name`` defaults to the variant). Every ``T`` in
+    ``full_timesteps`` is measured on the whole test set, the others on its first
+    ``curve_samples`` images (default: all); each row records its ``test_samples``. The
+    golden / bit-true check runs ``chunk`` images at a time (memory) and sums the counts."""
     name = name or conversion.variant
-    from algo.conversion import bundle_inputs, calibrate, check_bundle, set_timesteps
+    from algo.conversion import bundle_inputs, calibrate, set_timesteps
     from algo.export import export
     from algo.pipeline import evaluate
-    from algo.report import firing_rates
     from sim.bundle import load_bundle
 
     net, rows = conversion.net, []
-    n = len(data.y_test)
+    if curve_samples is not None and curve_samples < 1:
+        raise SystemExit(f"error: --curve-samples must be positive, got {curve_samples}")
     for steps in timesteps:
         started = time.perf_counter()
+        n = len(data.y_test) if steps in full_timesteps or curve_samples is None else curve_samples
+        n = min(n, len(data.y_test))
+        x_test, y_test = data.x_test[:n], data.y_test[:n]
         set_timesteps(net, steps)
-        float_acc = evaluate(net, data.x_test, data.y_test, "float", seed)
+        float_acc = evaluate(net, x_test, y_test, "float", seed)
         shifts = calibrate(net, data.x_train[:128], steps, seed)
         meta = {"training": {"method": f"convert-{conversion.variant}", "dataset": data.name}}
         path = export(net, out / name / f"T{steps}", meta)
         bundle = load_bundle(path)
-        check = check_bundle(bundle, bundle_inputs(net, data.x_test, seed), data.y_test)
-        counters = check.result.counters
-        hidden = list(check.result.spikes)[:-1]
+        totals = check_in_chunks(bundle, bundle_inputs(net, x_test, seed), y_test, chunk)
         row = {
             "timesteps": steps,
+            "test_samples": n,
             "float_snn": float_acc,
-            "golden": check.accuracy,
-            "bit_exact": check.equal,
-            "mismatches": check.mismatches,
-            "spike_values_compared": check.spike_values_compared,
-            "potentials_compared": check.potentials_compared,
-            "spikes_per_sample": sum(int(check.result.spikes[k].sum()) for k in hidden) / n,
-            "synaptic_ops_per_sample": sum(c.synaptic_ops for c in counters.values()) / n,
-            "mac_ops_per_sample": sum(c.mac_ops for c in counters.values()) / n,
-            "firing_rates": firing_rates(check.result.spikes),
+            **totals,
             "input_shifts": shifts,
             "thresholds": [layer.threshold for layer in bundle.layers if layer.fire == "lif"],
             "bundle": str(path),
@@ -124,25 +136,64 @@ def sweep(
         }
         rows.append(row)
         log(
-            f"{name} T={steps}: float SNN {100 * float_acc:.2f}%, golden "
-            f"{100 * check.accuracy:.2f}%, {row['spikes_per_sample']:.0f} spikes and "
+            f"{name} T={steps} ({n} test images): float SNN {100 * float_acc:.2f}%, golden "
+            f"{100 * row['golden']:.2f}%, {row['spikes_per_sample']:.0f} spikes and "
             f"{row['synaptic_ops_per_sample']:.0f} synaptic ops per sample, bit-exact "
-            f"{check.equal} ({row['seconds']:.1f} s)"
+            f"{row['bit_exact']} ({row['seconds']:.1f} s)"
         )
     return rows
+
+
+def check_in_chunks(bundle: Any, x: Any, labels: Any, chunk: int) -> dict[str, Any]:
+    """``algo.conversion.check_bundle`` on ``chunk`` samples at a time, summed: accuracy,
+    bit-exactness, values compared, hidden spikes / operations per sample, firing rates."""
+    from algo.conversion import check_bundle
+
+    n = len(labels)
+    correct = values = potentials = spikes = synaptic = mac = 0
+    mismatches: list[str] = []
+    fired: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    for start in range(0, n, chunk):
+        part = slice(start, start + chunk)
+        check = check_bundle(bundle, x[part], labels[part])
+        correct += round(check.accuracy * len(labels[part]))
+        values += check.spike_values_compared
+        potentials += check.potentials_compared
+        mismatches += [f"{m} (samples {start}+)" for m in check.mismatches]
+        hidden = list(check.result.spikes)[:-1]  # the accumulating output layer never spikes
+        spikes += sum(int(check.result.spikes[k].sum()) for k in hidden)
+        synaptic += sum(c.synaptic_ops for c in check.result.counters.values())
+        mac += sum(c.mac_ops for c in check.result.counters.values())
+        for k in hidden:
+            fired[k] = fired.get(k, 0) + int(check.result.spikes[k].sum())
+            sizes[k] = sizes.get(k, 0) + int(check.result.spikes[k].size)
+    return {
+        "golden": correct / n,
+        "bit_exact": not mismatches,
+        "mismatches": mismatches,
+        "spike_values_compared": values,
+        "potentials_compared": potentials,
+        "spikes_per_sample": spikes / n,
+        "synaptic_ops_per_sample": synaptic / n,
+        "mac_ops_per_sample": mac / n,
+        "firing_rates": {k: fired[k] / sizes[k] if sizes[k] else 0.0 for k in fired},
+    }
 
 
 def table(results: dict[str, Any]) -> str:
     """The results as a markdown table."""
     lines = [
-        "| variant | T | ANN | float SNN | golden (integer) | spikes / sample | "
+        "| variant | T | test images | ANN | float SNN | golden (integer) | spikes / sample | "
         "synaptic ops / sample | bit-exact |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in results["variants"].items():
         for row in entry["rows"]:
             lines.append(
-                f"| {name} | {row['timesteps']} | {100 * entry['ann_accuracy']:.2f} % | "
+                f"| {name} | {row['timesteps']} | "
+                f"{row.get('test_samples', results['test_samples']):,} | "
+                f"{100 * entry['ann_accuracy']:.2f} % | "
                 f"{100 * row['float_snn']:.2f} % | {100 * row['golden']:.2f} % | "
                 f"{row['spikes_per_sample']:,.0f} | {row['synaptic_ops_per_sample']:,.0f} | "
                 f"{'yes' if row['bit_exact'] else 'NO'} |"
@@ -265,7 +316,16 @@ def main(argv: list[str] | None = None) -> int:
         done = C.convert(variant, ann, data.x_train, template, settings, reset=RESET[name])
         convert_seconds = time.perf_counter() - t0
         print(f"{name}: thresholds {[round(t, 4) for t in done.thresholds]}")
-        rows = sweep(done, data, timesteps, out, args.seed + 1234, name)
+        rows = sweep(
+            done,
+            data,
+            timesteps,
+            out,
+            args.seed + 1234,
+            name,
+            curve_samples=args.curve_samples,
+            full_timesteps=frozenset(_ints(args.full_timesteps) if args.full_timesteps else ()),
+        )
         ok = ok and all(r["bit_exact"] for r in rows)
         results["variants"][name] = {
             "encoding": encodings[name],

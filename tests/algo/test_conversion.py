@@ -247,3 +247,41 @@ def test_sweep_command_writes_bundles_table_and_plot(tmp_path):
     assert (tmp_path / "ecc" / "T3" / "manifest.json").exists()
     assert (tmp_path / "accuracy_vs_T.png").stat().st_size > 0
     assert "| percentile | 3 |" in (tmp_path / "results.md").read_text()
+
+
+def test_sweep_curve_subset_full_timesteps_and_chunked_check(tmp_path):
+    """--curve-samples / --full-timesteps pick each row's test images; the chunked check sums
+    to the same numbers as one check over all images."""
+    from algo import conversion_sweep
+    from algo.conversion import check_bundle
+    from sim.bundle import load_bundle
+
+    argv = ["--dataset", "digits", "--out", str(tmp_path), "--variants", "percentile"]
+    argv += ["--arch", "16", "--ann-epochs", "1", "--timesteps", "2,3", "--threads", "1"]
+    argv += ["--limit-train", "200", "--limit-test", "40", "--curve-samples", "25"]
+    argv += ["--full-timesteps", "3"]
+    assert conversion_sweep.main(argv) == 0
+    import json
+
+    rows = json.loads((tmp_path / "results.json").read_text())["variants"]["percentile"]["rows"]
+    assert [(r["timesteps"], r["test_samples"]) for r in rows] == [(2, 25), (3, 40)]
+    assert [r["spike_values_compared"] for r in rows] == [25 * 2 * 26, 40 * 3 * 26]
+    assert "| percentile | 2 | 25 |" in (tmp_path / "results.md").read_text()
+
+    digits = load_dataset("digits").limited(200, 40)
+    bundle = load_bundle(tmp_path / "percentile" / "T3")
+    x = digits.x_test.reshape(40, -1).astype(np.int64)  # direct input: the pixel codes
+    whole = check_bundle(bundle, x, digits.y_test)
+    chunked = conversion_sweep.check_in_chunks(bundle, x, digits.y_test, chunk=7)
+    hidden = list(whole.result.spikes)[:-1]
+    assert whole.equal and chunked["bit_exact"]
+    assert chunked["golden"] == whole.accuracy == rows[1]["golden"]
+    assert chunked["spike_values_compared"] == whole.spike_values_compared == 40 * 3 * 26
+    assert chunked["potentials_compared"] == whole.potentials_compared == 400
+    spikes = sum(int(whole.result.spikes[k].sum()) for k in hidden)
+    assert chunked["spikes_per_sample"] == spikes / 40
+    ops = sum(c.synaptic_ops for c in whole.result.counters.values())
+    assert chunked["synaptic_ops_per_sample"] == ops / 40
+    assert chunked["firing_rates"] == pytest.approx(
+        {k: float(whole.result.spikes[k].mean()) for k in hidden}
+    )
