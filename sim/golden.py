@@ -101,7 +101,7 @@ def check_input(bundle: Bundle, x: np.ndarray) -> np.ndarray:
             else (f"{spec.bits}-bit {'signed' if spec.signed else 'unsigned'} codes")
         )
         raise InputError(f"input values span [{x_min}, {x_max}], outside [{lo}, {hi}] ({what})")
-    return x.astype(np.int64)
+    return x.astype(np.int64, copy=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,10 +166,14 @@ def synaptic_input(
     return s.reshape(batch, -1).astype(out_dtype)
 
 
-def _synaptic_ops(layer: Layer, event_counts: np.ndarray) -> int:
-    """Σ over input events of their non-zero fan-out, from per-position event counts."""
+def _synaptic_ops(layer: Layer, event_counts: np.ndarray, fan_out: np.ndarray | None = None) -> int:
+    """Σ over input events of their non-zero fan-out, from per-position event counts.
+
+    ``fan_out``: the per-input non-zero counts of a linear layer, if already computed.
+    """
     if layer.kind == "linear":
-        fan_out = np.count_nonzero(layer.weight, axis=0).astype(np.int64)
+        if fan_out is None:
+            fan_out = np.count_nonzero(layer.weight, axis=0).astype(np.int64)
         return int(event_counts.reshape(-1).astype(np.int64) @ fan_out)
     nonzero = (layer.weight != 0).astype(np.int64)
     bound = sum_bound(nonzero, int(event_counts.max()))
@@ -181,75 +185,200 @@ def _synaptic_ops(layer: Layer, event_counts: np.ndarray) -> int:
 # the model
 
 
-def _run_layer(
-    layer: Layer,
-    x: np.ndarray,
-    timesteps: int,
-    static: bool,
-    max_abs_input: int,
-    record: bool,
-    sums: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
-    """One layer over all steps. ``x``: ``[N, *in]`` if ``static`` (same input every step) else
-    ``[N, T, *in]``. Returns spikes ``[N,T,n_out]``, final v ``[N,n_out]``, potentials, engine.
-    ``sums`` (``[N, n_out]`` or ``[N, T, n_out]``) replaces the synaptic input (engine "given")."""
-    n = x.shape[0]
-    flat = x if static else x.reshape(n * timesteps, *layer.in_shape)
-    bound = sum_bound(layer.weight, max_abs_input)
-    if sums is not None:
-        bound = max(bound, int(np.abs(sums).max(initial=0)))
-    engine, dtype = exact_engine(bound), state_dtype(layer, bound)
-    if sums is None:
-        s = synaptic_input(layer, flat, engine, out_dtype=dtype if bound < 2**31 else np.int64)
-    else:
-        s = sums.reshape(flat.shape[0], -1).astype(dtype if bound < 2**31 else np.int64)
-        engine = "given"
-    a = (s >> layer.input_shift) + layer.bias_vector().astype(dtype)
-    a = a.astype(dtype, copy=False)
-    if not static:
-        a = a.reshape(n, timesteps, -1)
-    theta = layer.theta_vector().astype(dtype)
-    v = np.zeros((n, layer.n_out), dtype=dtype)
-    spikes = np.zeros((n, timesteps, layer.n_out), dtype=np.uint8)
-    potentials = np.zeros((n, timesteps, layer.n_out), dtype=np.int64) if record else None
-    for t in range(timesteps):
-        v, spikes[:, t] = neuron_step(
-            v, a if static else a[:, t], theta, layer.leak, layer.reset, layer.fire, layer.v_bits
-        )
-        if potentials is not None:
-            potentials[:, t] = v
-    return spikes, v, potentials, engine
+@dataclass(frozen=True)
+class _LayerPlan:
+    """What one layer's evaluation needs, computed once from the bundle.
+
+    ``bound`` is the largest |s| the layer's inputs can produce; ``engine`` the dtype of its
+    matrix product; ``sums`` the integer dtype of ``s`` and ``state`` that of ``a`` and ``v``;
+    ``matrix`` the weights as ``[fan_in, n_out]`` in the engine dtype; ``bias`` is None when
+    every bias is 0.
+    """
+
+    layer: Layer
+    bound: int
+    engine: str
+    sums: type[np.signedinteger]
+    state: type[np.signedinteger]
+    matrix: np.ndarray
+    theta: np.ndarray
+    bias: np.ndarray | None
+    fan_out: np.ndarray | None
 
 
-def _run_chunk(bundle: Bundle, x: np.ndarray, record: bool, first_sums: np.ndarray | None):
-    t_steps = bundle.timesteps
-    static = bundle.input.encoding == "direct"
-    lo, hi = bundle.input.code_range
-    max_abs = max(abs(lo), abs(hi))
-    layer_input, multibit = x, static and bundle.input.bits > 1
-    spikes, potentials, counters, engines = {}, {}, {}, {}
-    v = None
-    for layer in bundle.layers:
-        events = (layer_input != 0).reshape(-1, *layer.in_shape).sum(axis=0)
-        if static:
-            events = events * t_steps
-        syn_ops = _synaptic_ops(layer, events)
-        out, v, pot, engines[layer.name] = _run_layer(
-            layer, layer_input, t_steps, static, max_abs, record, first_sums
+def _plan(layer: Layer, max_abs_input: int, extra_bound: int = 0) -> _LayerPlan:
+    bound = max(sum_bound(layer.weight, max_abs_input), extra_bound)
+    engine, state = exact_engine(bound), state_dtype(layer, bound)
+    bias = layer.bias_vector()
+    return _LayerPlan(
+        layer=layer,
+        bound=bound,
+        engine=engine,
+        sums=state if bound < 2**31 else np.int64,
+        state=state,
+        matrix=np.ascontiguousarray(layer.weight.reshape(layer.weight.shape[0], -1).T, engine),
+        theta=layer.theta_vector().astype(state),
+        bias=bias.astype(state) if bias.any() else None,
+        fan_out=(
+            np.count_nonzero(layer.weight, axis=0).astype(np.int64)
+            if layer.kind == "linear"
+            else None
+        ),
+    )
+
+
+class Model:
+    """A bundle prepared for repeated runs: per-layer weights, bounds and engines computed once.
+
+    ``Model(bundle).run(x)`` equals ``run(bundle, x)``; keep a ``Model`` when running the same
+    bundle many times. It reuses its work buffers between runs, so one instance must not run
+    in two threads at once. Do not modify the bundle's arrays while a ``Model`` holds them.
+    """
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        lo, hi = bundle.input.code_range
+        self.max_abs = [max(abs(lo), abs(hi))] + [1] * (len(bundle.layers) - 1)
+        self.plans = [_plan(lay, m) for lay, m in zip(bundle.layers, self.max_abs, strict=True)]
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def _buffer(self, key: str, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+        """A work array reused between runs (fresh large arrays cost page faults)."""
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != np.dtype(dtype):
+            buf = self._buffers[key] = np.empty(shape, dtype)
+        return buf
+
+    def run(
+        self,
+        x: np.ndarray,
+        *,
+        record_potentials: bool = False,
+        chunk: int = DEFAULT_CHUNK,
+        first_layer_sums: np.ndarray | None = None,
+    ) -> GoldenResult:
+        """See ``sim.golden.run``."""
+        bundle = self.bundle
+        x = check_input(bundle, x)
+        if first_layer_sums is not None:
+            first_layer_sums = _check_sums(bundle, x, first_layer_sums)
+        parts = [
+            self._run_chunk(
+                x[i : i + chunk],
+                record_potentials,
+                None if first_layer_sums is None else first_layer_sums[i : i + chunk],
+            )
+            for i in range(0, x.shape[0], chunk)
+        ]
+        if len(parts) == 1:
+            spikes, v_out, potentials, counters, engines = parts[0]
+        else:
+            names = [layer.name for layer in bundle.layers]
+            spikes = {name: np.concatenate([p[0][name] for p in parts]) for name in names}
+            v_out = np.concatenate([p[1] for p in parts])
+            potentials = (
+                {name: np.concatenate([p[2][name] for p in parts]) for name in names}
+                if record_potentials
+                else None
+            )
+            counters = {name: LayerCounters() for name in names}
+            for part in parts:
+                for name in names:
+                    counters[name].add(part[3][name])
+            engines = parts[0][4]
+        return GoldenResult(
+            spikes=spikes,
+            v_out=v_out,
+            pred=np.argmax(v_out, axis=1),
+            counters=counters,
+            engines=engines,
+            potentials=potentials or None,
         )
-        counters[layer.name] = LayerCounters(
-            input_events=int(events.sum()),
-            synaptic_ops=syn_ops,
-            accumulate_ops=0 if multibit else syn_ops,
-            mac_ops=syn_ops if multibit else 0,
-            output_spikes=int(out.sum()),
-            neuron_updates=out.size,
-        )
-        spikes[layer.name] = out.reshape(x.shape[0], t_steps, *layer.out_shape)
-        if pot is not None:
-            potentials[layer.name] = pot.reshape(x.shape[0], t_steps, *layer.out_shape)
-        layer_input, static, multibit, max_abs, first_sums = out, False, False, 1, None
-    return spikes, v, potentials, counters, engines
+
+    def _run_chunk(self, x: np.ndarray, record: bool, first_sums: np.ndarray | None):
+        n, t_steps = x.shape[0], self.bundle.timesteps
+        static = self.bundle.input.encoding == "direct"
+        multibit = static and self.bundle.input.bits > 1
+        layer_input = x
+        spikes, potentials, counters, engines = {}, {}, {}, {}
+        v = None
+        for index, plan in enumerate(self.plans):
+            layer = plan.layer
+            flat = layer_input.reshape(n if static else n * t_steps, -1)
+            events = np.count_nonzero(flat, axis=0).astype(np.int64)
+            if static:
+                events *= t_steps
+            syn_ops = _synaptic_ops(layer, events.reshape(layer.in_shape), plan.fan_out)
+            if first_sums is not None and index == 0:
+                plan = _plan(layer, self.max_abs[0], int(np.abs(first_sums).max(initial=0)))
+                a = first_sums.reshape(flat.shape[0], -1).astype(plan.sums)
+                engines[layer.name] = "given"
+            else:
+                a = self._input_current(plan, flat, index)
+                engines[layer.name] = plan.engine
+            if plan.bias is not None or layer.input_shift:
+                a = self._shift_and_bias(plan, a, index)
+            out, v, pot = self._neuron_loop(plan, a, n, t_steps, static, record)
+            counters[layer.name] = LayerCounters(
+                input_events=int(events.sum()),
+                synaptic_ops=syn_ops,
+                accumulate_ops=0 if multibit else syn_ops,
+                mac_ops=syn_ops if multibit else 0,
+                output_spikes=int(np.count_nonzero(out)),
+                neuron_updates=out.size,
+            )
+            spikes[layer.name] = out.reshape(n, t_steps, *layer.out_shape)
+            if pot is not None:
+                potentials[layer.name] = pot.reshape(n, t_steps, *layer.out_shape)
+            layer_input, static, multibit = out, False, False
+        return spikes, v.copy(), potentials, counters, engines
+
+    def _input_current(self, plan: _LayerPlan, flat: np.ndarray, index: int) -> np.ndarray:
+        """Exact ``s = W·x`` for every row of ``flat``, in the plan's ``sums`` dtype."""
+        layer, rows = plan.layer, flat.shape[0]
+        if plan.engine == "int64" or layer.kind != "linear":
+            return synaptic_input(layer, flat, plan.engine, out_dtype=plan.sums)
+        x_f = self._buffer(f"x{index}", flat.shape, plan.engine)
+        np.copyto(x_f, flat, casting="unsafe")
+        s_f = self._buffer(f"s{index}", (rows, layer.n_out), plan.engine)
+        np.matmul(x_f, plan.matrix, out=s_f)
+        s = self._buffer(f"s_int{index}", s_f.shape, plan.sums)
+        np.copyto(s, s_f, casting="unsafe")  # exact: every value is an integer below the bound
+        return s
+
+    def _shift_and_bias(self, plan: _LayerPlan, s: np.ndarray, index: int) -> np.ndarray:
+        """``a = (s >> input_shift) + bias`` in the state dtype."""
+        a = self._buffer(f"a{index}", s.shape, plan.state)
+        np.right_shift(s, plan.layer.input_shift, out=a, casting="unsafe")
+        if plan.bias is not None:
+            np.add(a, plan.bias, out=a)
+        return a
+
+    def _neuron_loop(self, plan: _LayerPlan, a: np.ndarray, n: int, t_steps: int, static, record):
+        """SPEC 2's update for every step: spikes ``[N,T,n_out]``, final v, potentials."""
+        layer = plan.layer
+        if not static:
+            a = a.reshape(n, t_steps, -1)
+        v = self._buffer(f"v{layer.name}", (n, layer.n_out), plan.state)
+        v.fill(0)
+        spikes = np.zeros((n, t_steps, layer.n_out), dtype=np.uint8)
+        potentials = np.empty((n, t_steps, layer.n_out), dtype=np.int64) if record else None
+        bool_spikes = spikes.view(np.bool_)
+        for t in range(t_steps):
+            neuron_step(
+                v,
+                a if static else a[:, t],
+                plan.theta,
+                layer.leak,
+                layer.reset,
+                layer.fire,
+                layer.v_bits,
+                out=v,
+                spike_out=bool_spikes[:, t],
+            )
+            if potentials is not None:
+                potentials[:, t] = v
+        return spikes, v, potentials
 
 
 def run(
@@ -266,38 +395,10 @@ def run(
     every step ``[N,T,*out_shape]`` (the values a hardware read port shows after each TICK).
     ``first_layer_sums`` replaces layer 1's synaptic input ``s`` (e.g. the PIM model's): integers
     ``[N, n_out]`` for ``direct`` encoding (the same every step), ``[N, T, n_out]`` for ``spikes``.
+    For many runs of one bundle, keep a ``Model(bundle)`` instead.
     """
-    x = check_input(bundle, x)
-    if first_layer_sums is not None:
-        first_layer_sums = _check_sums(bundle, x, first_layer_sums)
-    parts = [
-        _run_chunk(
-            bundle,
-            x[i : i + chunk],
-            record_potentials,
-            None if first_layer_sums is None else first_layer_sums[i : i + chunk],
-        )
-        for i in range(0, x.shape[0], chunk)
-    ]
-    names = [layer.name for layer in bundle.layers]
-    spikes = {name: np.concatenate([p[0][name] for p in parts]) for name in names}
-    v_out = np.concatenate([p[1] for p in parts])
-    potentials = (
-        {name: np.concatenate([p[2][name] for p in parts]) for name in names}
-        if record_potentials
-        else None
-    )
-    counters = {name: LayerCounters() for name in names}
-    for part in parts:
-        for name in names:
-            counters[name].add(part[3][name])
-    return GoldenResult(
-        spikes=spikes,
-        v_out=v_out,
-        pred=np.argmax(v_out, axis=1),
-        counters=counters,
-        engines=parts[0][4],
-        potentials=potentials,
+    return Model(bundle).run(
+        x, record_potentials=record_potentials, chunk=chunk, first_layer_sums=first_layer_sums
     )
 
 

@@ -63,6 +63,17 @@ class Leak:
             return v - (v >> self.k)
         return v
 
+    def apply_into(self, v: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``apply`` written into ``out`` (which may be ``v`` itself), the same integers."""
+        if self.mode == "mult":
+            np.multiply(v, self.lam, out=out)
+            np.right_shift(out, self.frac, out=out)
+        elif self.mode == "shift":
+            np.subtract(v, v >> self.k, out=out)
+        elif out is not v:
+            np.copyto(out, v)
+        return out
+
 
 def neuron_step(
     v: np.ndarray,
@@ -72,18 +83,31 @@ def neuron_step(
     reset: ResetMode,
     fire: FireMode,
     v_bits: int,
+    *,
+    out: np.ndarray | None = None,
+    spike_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One step of SPEC section 2 for a vector of neurons: returns ``(v_next, spikes)``.
 
-    ``a`` is the already shifted and biased input ``(s >> input_shift) + bias``.
+    ``a`` is the already shifted and biased input ``(s >> input_shift) + bias``. ``out`` (which
+    may be ``v`` itself) and ``spike_out`` (bool) receive the results in place, so a time loop
+    allocates nothing; the integers are the same either way. The state dtype must hold
+    ``v * lam`` and ``leak(v) + a`` (``sim.golden.state_dtype`` checks that).
     """
-    u = leak.apply(v) + a
+    if out is None:
+        u = leak.apply(v) + a
+    else:
+        u = leak.apply_into(v, out)
+        np.add(u, a, out=u)
     np.clip(u, *signed_range(v_bits), out=u)  # sat(): clamp, never wrap
     if fire == "accum":
+        if spike_out is not None:
+            spike_out[...] = False
+            return u, spike_out.view(np.uint8)
         return u, np.zeros(u.shape, dtype=np.uint8)
-    spike = u >= theta
+    spike = np.greater_equal(u, theta, out=spike_out)
     if reset == "sub":
-        u -= theta * spike
+        u -= theta * spike  # numpy's masked forms (where=, copyto) are ~10x slower
     elif reset == "zero":
         u *= ~spike
     return u, spike.view(np.uint8)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sim import golden
 from sim.bundle import Bundle, InputSpec, Layer, validate
-from sim.semantics import Leak, signed_range
+from sim.semantics import Leak, neuron_step, signed_range
 from tests.sim.builders import bundle, linear, random_bundles, random_input
 from tests.sim.plain_model import plain_run
 
@@ -228,6 +228,47 @@ def test_golden_equals_plain_integer_oracle(b, seed, shuffle):
     assert np.array_equal(result.v_out, v_out)
     assert np.array_equal(result.pred, pred)
     assert compared > 0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(b=random_bundles(), seeds=st.lists(st.integers(0, 2**31), min_size=3, max_size=3))
+def test_prepared_model_reused_across_runs_equals_fresh_runs(b, seeds):
+    """``Model`` reuses work buffers between runs: earlier results must stay intact and equal."""
+    b = validate(b)
+    model = golden.Model(b)
+    inputs = [random_input(b, n, seed) for n, seed in zip((3, 3, 5), seeds, strict=True)]
+    results = [model.run(x, record_potentials=True) for x in inputs]
+    compared = 0
+    for x, got in zip(inputs, results, strict=True):
+        want = plain_run(b, x)
+        for layer in b.layers:
+            spikes = got.spikes[layer.name].reshape(x.shape[0], b.timesteps, -1)
+            assert np.array_equal(spikes, want[0][layer.name]), layer.name
+            compared += spikes.size
+        assert np.array_equal(got.v_out, want[1])
+        assert np.array_equal(
+            got.potentials[b.layers[-1].name][:, -1].reshape(got.v_out.shape), got.v_out
+        )
+    assert compared > 0
+
+
+@pytest.mark.parametrize("leak", [Leak("mult", lam=200, frac=8), Leak("shift", k=3), Leak()])
+@pytest.mark.parametrize("reset", ["sub", "zero", "none"])
+@pytest.mark.parametrize("fire", ["lif", "accum"])
+def test_neuron_step_in_place_equals_allocating_form(leak, reset, fire):
+    rng = np.random.default_rng(7)
+    v = rng.integers(-40000, 40000, size=(64, 50)).astype(np.int64)
+    v = np.clip(v, *signed_range(16))
+    a = rng.integers(-3000, 3000, size=(64, 50))
+    theta = rng.integers(1, 2000, size=50)
+    want_v, want_s = neuron_step(v, a, theta, leak, reset, fire, 16)
+    out, spike_out = v.copy(), np.ones((64, 50), dtype=bool)
+    got_v, got_s = neuron_step(out, a, theta, leak, reset, fire, 16, out=out, spike_out=spike_out)
+    assert got_v is out
+    assert np.array_equal(got_v, want_v)
+    assert np.array_equal(got_s, want_s)
+    assert got_s.dtype == np.uint8
+    assert (fire == "lif") == bool(want_s.any())
 
 
 @settings(max_examples=40, deadline=None)
