@@ -14,7 +14,8 @@ RTLIL is the default because Yosys' Verilog frontend is slow on large memory ini
 
 Adding a design is one ``Design`` entry in ``DESIGNS``. ``python -m rtl.synth --out
 reports/synth`` runs the cores (``--chip`` adds the digits chip, ``--only core-l4`` picks
-designs, ``--jobs 4`` runs four at a time); ``nox -s synth`` calls it.
+designs, ``--jobs 4`` runs four at a time, ``--bundle DIR`` builds the chip of another bundle);
+``nox -s synth`` calls it.
 """
 
 from __future__ import annotations
@@ -161,6 +162,51 @@ def chip_design(bundle_dir: Path = DIGITS_BUNDLE, *, lanes: int = 16, name: str 
         weight_bits=weight_bits,
         lanes=lanes,
     )
+
+
+@dataclass(frozen=True)
+class ChipSpec:
+    """Which chip ``python -m rtl.synth`` builds: a bundle directory and the cores' lanes
+    (``--bundle``, ``--chip-lanes``); picklable, so worker processes can build it."""
+
+    bundle: Path = DIGITS_BUNDLE
+    lanes: int = 16
+    name: str = "chip-digits"
+
+    def design(self) -> Design:
+        return chip_design(self.bundle, lanes=self.lanes, name=self.name)
+
+
+def chip_spec(bundle_dir: str | os.PathLike[str] = DIGITS_BUNDLE, lanes: int = 16) -> ChipSpec:
+    """Check that ``bundle_dir`` is a bundle ``rtl.chip`` can build with ``lanes`` lanes, before
+    any synthesis runs; ``SynthError`` names the problem. The chip is named ``chip-<dir name>``
+    (``chip-digits`` for the default bundle)."""
+    from rtl.chip import ChipError, ChipOptions, plan_chip
+    from sim.bundle import BundleError, load_bundle
+
+    path = Path(bundle_dir)
+    try:
+        options = ChipOptions(lanes=lanes)
+    except ChipError as exc:
+        raise SynthError(f"--chip-lanes {lanes}: {exc}") from None
+    try:
+        bundle = load_bundle(path)
+    except BundleError as exc:
+        raise SynthError(f"--bundle {path}: not a valid bundle: {exc}") from None
+    try:
+        plan_chip(bundle, options)
+    except ChipError as exc:
+        raise SynthError(f"--bundle {path}: rtl.chip cannot build this bundle: {exc}") from None
+    resolved = path.resolve()
+    name = "chip-digits" if resolved == DIGITS_BUNDLE else f"chip-{resolved.name}"
+    return ChipSpec(bundle=resolved, lanes=lanes, name=name)
+
+
+def make_design(name: str, chip: ChipSpec | None = None) -> Design:
+    """The design called ``name``: the chip of ``chip`` when the names match, else ``DESIGNS``."""
+    if chip is not None and name == chip.name:
+        return chip.design()
+    return DESIGNS[name]()
 
 
 #: Every design of ``python -m rtl.synth``; ``DEFAULT_DESIGNS`` run without ``--only``.
@@ -659,11 +705,13 @@ def write_reports(results: Sequence[SynthResult], out: Path) -> tuple[Path, Path
     return md, js
 
 
-def _synth_one(name: str, out: Path, frontend: str, freq_mhz: float, throughput: bool):
-    """One design of ``DESIGNS`` (a top-level function, so worker processes can run it)."""
+def _synth_one(
+    name: str, out: Path, frontend: str, freq_mhz: float, throughput: bool, chip: ChipSpec | None
+):
+    """One design (a top-level function, so worker processes can run it)."""
     print(f"{name}: synthesising ...", flush=True)
     result = synthesize(
-        DESIGNS[name](), Path(out) / name, frontend=frontend, freq_mhz=freq_mhz,
+        make_design(name, chip), Path(out) / name, frontend=frontend, freq_mhz=freq_mhz,
         throughput=throughput,
     )  # fmt: skip
     print(
@@ -683,10 +731,12 @@ def run(
     freq_mhz: float = TARGET_MHZ,
     throughput: bool = True,
     jobs: int = 1,
+    chip: ChipSpec | None = None,
 ) -> list[SynthResult]:
     """Synthesise the named designs (work files under ``out/<design>``, ``jobs`` designs at a
-    time in worker processes); write the reports, rows in the order of ``names``."""
-    args = {name: (name, Path(out), frontend, freq_mhz, throughput) for name in names}
+    time in worker processes; ``chip`` names and builds the chip); write the reports, rows in
+    the order of ``names``."""
+    args = {name: (name, Path(out), frontend, freq_mhz, throughput, chip) for name in names}
     done: dict[str, SynthResult] = {}
     failed: list[str] = []
 
@@ -717,8 +767,25 @@ def run(
     return [done[n] for n in names]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m rtl.synth --out reports/synth [--only core-l4 ...]``."""
+def select_designs(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[list[str], ChipSpec | None]:
+    """The design names to run and the chip they include (checked first: a bad ``--bundle``
+    or ``--chip-lanes`` stops the command with one message, before any synthesis)."""
+    names = list(args.only or DEFAULT_DESIGNS)
+    want_chip = args.chip or args.bundle is not None or any(n in CHIP_DESIGNS for n in names)
+    if not want_chip:
+        return names, None
+    try:
+        chip = chip_spec(args.bundle or DIGITS_BUNDLE, args.chip_lanes)
+    except SynthError as exc:
+        parser.error(str(exc))
+    names = [n for n in names if n not in CHIP_DESIGNS]
+    return [*names, chip.name], chip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m rtl.synth``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("reports/synth"))
     parser.add_argument("--only", nargs="+", choices=sorted(DESIGNS), help="designs to run")
@@ -735,9 +802,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--chip", action="store_true", help=f"also the whole chip ({', '.join(CHIP_DESIGNS)})"
     )
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        help="the chip's bundle directory (default: the digits bundle, tests/pim/data/digits); "
+        "implies --chip, the design is named chip-<directory name>",
+    )
+    parser.add_argument(
+        "--chip-lanes", type=int, default=16, help="lanes of the chip's cores (default 16)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m rtl.synth --out reports/synth [--only core-l4 ...]``."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    names = list(args.only or DEFAULT_DESIGNS)
-    names += [n for n in CHIP_DESIGNS if args.chip and n not in names]
+    names, chip = select_designs(parser, args)
     results = run(
         names,
         args.out,
@@ -745,6 +826,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         freq_mhz=args.freq,
         throughput=not args.no_throughput,
         jobs=args.jobs,
+        chip=chip,
     )
     print()
     print(markdown_table(results))

@@ -278,3 +278,59 @@ def test_real_synthesis_of_a_small_core(tmp_path):
     assert 10 < result.fmax_mhz < 500
     assert result.sops_per_cycle == 4
     assert (tmp_path / "core" / "report.json").exists()
+
+
+def _select(argv: list[str]):
+    """``rtl.synth``'s design selection for a command line (no synthesis runs)."""
+    from rtl.synth import build_parser, select_designs
+
+    parser = build_parser()
+    return select_designs(parser, parser.parse_args(argv))
+
+
+def test_bundle_option_names_and_builds_the_chip_of_that_bundle(tmp_path):
+    """``--bundle DIR`` implies the chip, named after the directory; the default is digits."""
+    from rtl.synth import ChipSpec, make_design
+
+    assert _select([]) == (list(DEFAULT_DESIGNS), None)
+    names, chip = _select(["--chip"])
+    assert names == [*DEFAULT_DESIGNS, "chip-digits"]
+    assert chip == ChipSpec(bundle=DIGITS_BUNDLE, lanes=16, name="chip-digits")
+    mine = tmp_path / "my-net"
+    shutil.copytree(DIGITS_BUNDLE, mine)
+    names, chip = _select(["--only", "core-l4", "--bundle", str(mine), "--chip-lanes", "4"])
+    assert names == ["core-l4", "chip-my-net"]
+    assert chip == ChipSpec(bundle=mine.resolve(), lanes=4, name="chip-my-net")
+    design = make_design("chip-my-net", chip)
+    assert design.name == "chip-my-net" and design.lanes == 4
+    assert design.weight_bits == DESIGNS["chip-digits"]().weight_bits
+    assert make_design("core-l4", chip).name == "core-l4"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--bundle", "{tmp}/missing"], "not a valid bundle: "),
+        (["--bundle", "{tmp}/empty"], "manifest.json: missing in"),
+        (["--bundle", "{tmp}/bad"], "not valid JSON"),
+        (["--chip", "--chip-lanes", "3"], "--chip-lanes 3: lanes must be one of"),
+    ],
+)
+def test_bad_bundle_or_lanes_stop_before_synthesis(tmp_path, capsys, argv, message):
+    (tmp_path / "empty").mkdir()
+    shutil.copytree(DIGITS_BUNDLE, tmp_path / "bad")
+    (tmp_path / "bad" / "manifest.json").write_text("{not json")
+    with pytest.raises(SystemExit) as exit_info:
+        _select([a.format(tmp=tmp_path) for a in argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("error:") == 1
+
+
+def test_main_rejects_a_bad_bundle_with_one_message(tmp_path, capsys):
+    from rtl.synth import main
+
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "out"), "--bundle", str(tmp_path / "nothing")])
+    assert f"--bundle {tmp_path / 'nothing'}: not a valid bundle" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
