@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from sim import golden
 from sim.bundle import Bundle, InputSpec, Layer, validate
@@ -105,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--timesteps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=2, help="threads of torch and of numpy's BLAS alike"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
@@ -114,19 +117,21 @@ def main(argv: list[str] | None = None) -> int:
     rates = {k: float(v.mean()) for k, v in golden.run(bundle, x).spikes.items()}
     torch_forward = torch_float_inference(bundle, args.threads)
     model = golden.Model(bundle)
-    medians = interleaved_medians(
-        {
-            "golden": lambda: model.run(x),
-            "golden-unprepared": lambda: golden.run(bundle, x),
-            "torch": lambda: torch_forward(x),
-        },
-        args.repeats,
-    )
+    with threadpool_limits(args.threads, user_api="blas"):
+        medians = interleaved_medians(
+            {
+                "golden": lambda: model.run(x),
+                "golden-unprepared": lambda: golden.run(bundle, x),
+                "torch": lambda: torch_forward(x),
+            },
+            args.repeats,
+        )
     t_golden, t_torch = medians["golden"], medians["torch"]
     figures = {
         "network": "784-256-256-10",
         "timesteps": args.timesteps,
         "batch": args.batch,
+        "threads": args.threads,
         "firing_rates": rates,
         "golden_samples_per_s": args.batch / t_golden,
         "golden_unprepared_samples_per_s": args.batch / medians["golden-unprepared"],
@@ -142,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  golden, unprepared   : {figures['golden_unprepared_samples_per_s']:10.0f} samples/s"
         "  (golden.run: weights prepared on every call)"
     )
-    print(f"  float PyTorch (2 thr): {figures['torch_float_samples_per_s']:10.0f} samples/s")
+    torch_label = f"float PyTorch ({args.threads} thr)"
+    print(f"  {torch_label:21s}: {figures['torch_float_samples_per_s']:10.0f} samples/s")
     print(f"  ratio golden / torch : {figures['golden_over_torch']:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
