@@ -73,6 +73,11 @@ def parser() -> argparse.ArgumentParser:
         help="comma list of T measured on the whole test set even with --curve-samples",
     )
     add("--seed", type=int, default=0)
+    add(
+        "--ann-dir",
+        metavar="DIR",
+        help="store the trained ANNs here; a later run with the same training settings loads them",
+    )
     add("--threads", type=int, default=2)
     return p
 
@@ -179,6 +184,45 @@ def check_in_chunks(bundle: Any, x: Any, labels: Any, chunk: int) -> dict[str, A
         "mac_ops_per_sample": mac / n,
         "firing_rates": {k: fired[k] / sizes[k] if sizes[k] else 0.0 for k in fired},
     }
+
+
+def trained_ann(
+    ann: Any, ann_dir: str | None, variant: str, data: Any, config: Any, trainer: Any
+) -> tuple[Any, float, float]:
+    """Train ``ann`` (returns it, its test accuracy and the training seconds), or with
+    ``ann_dir`` load it from ``ann_dir/ann-<kind>.pt`` when a run with the same training
+    settings stored it there (re-measuring other ``T`` or test sets without retraining)."""
+    import torch
+
+    from algo import conversion as C
+
+    kind = "bias-bn" if variant == "ecc" else "plain"
+    key = {
+        "kind": kind,
+        "dataset": data.name,
+        "train_samples": len(data.y_train),
+        **{k: getattr(config, k) for k in ("arch", "ann_epochs", "ann_lr", "batch_size")},
+        **{k: getattr(config, k) for k in ("dropout", "weight_decay", "augment", "seed")},
+    }
+    path = Path(ann_dir) / f"ann-{kind}.pt" if ann_dir else None
+    if path is not None and path.exists():
+        stored = torch.load(path, weights_only=False)
+        if stored["key"] != key:
+            raise SystemExit(
+                f"error: {path} was trained with {stored['key']}, this run needs {key}"
+            )
+        ann.load_state_dict(stored["state"])
+        ann.eval()
+        print(f"ann ({variant}): loaded from {path}")
+        return ann, stored["accuracy"], stored["seconds"]
+    t0 = time.perf_counter()
+    accuracy = C.train_ann(ann, data, config, trainer, phase=f"ann ({variant})")
+    seconds = time.perf_counter() - t0
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"key": key, "state": ann.state_dict(), "accuracy": accuracy, "seconds": seconds}
+        torch.save(state, path)
+    return ann, accuracy, seconds
 
 
 def table(results: dict[str, Any]) -> str:
@@ -298,9 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         if key not in anns:
             torch.manual_seed(args.seed)
             ann = C.ann_for(config, data, variant, settings)
-            t0 = time.perf_counter()
-            accuracy = C.train_ann(ann, data, config, trainer, phase=f"ann ({variant})")
-            anns[key] = (ann, accuracy, time.perf_counter() - t0)
+            anns[key] = trained_ann(ann, args.ann_dir, variant, data, config, trainer)
         ann, ann_accuracy, ann_seconds = anns[key]
         template = {
             "input_shape": input_shape_for(arch, data),

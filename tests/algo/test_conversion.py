@@ -285,3 +285,23 @@ def test_sweep_curve_subset_full_timesteps_and_chunked_check(tmp_path):
     assert chunked["firing_rates"] == pytest.approx(
         {k: float(whole.result.spikes[k].mean()) for k in hidden}
     )
+
+
+def test_sweep_ann_dir_reuses_the_trained_ann_and_refuses_other_settings(tmp_path, capsys):
+    from algo import conversion_sweep
+
+    base = ["--dataset", "digits", "--variants", "ecc", "--arch", "16", "--timesteps", "2"]
+    base += ["--threads", "1", "--limit-train", "200", "--limit-test", "40"]
+    base += ["--ann-dir", str(tmp_path / "anns"), "--ann-epochs", "1"]
+    import json
+
+    rows = []
+    for run in ("a", "b"):
+        assert conversion_sweep.main([*base, "--out", str(tmp_path / run)]) == 0
+        rows.append(json.loads((tmp_path / run / "results.json").read_text())["variants"]["ecc"])
+    assert "loaded from" in capsys.readouterr().out
+    assert rows[0]["ann_accuracy"] == rows[1]["ann_accuracy"]
+    assert rows[0]["rows"][0]["golden"] == rows[1]["rows"][0]["golden"]
+    assert rows[0]["float_thresholds"] == rows[1]["float_thresholds"]
+    with pytest.raises(SystemExit, match="was trained with"):
+        conversion_sweep.main([*base[:-1], "2", "--out", str(tmp_path / "c")])
