@@ -45,7 +45,7 @@ from algo.pipeline import (
     Trainer,
     balance_thresholds,
     evaluate,
-    fit,
+    fit_ann,
     fixed_inputs,
     input_shape_for,
     register_method,
@@ -637,21 +637,8 @@ def bundle_inputs(net: SNN, codes: np.ndarray, seed: int) -> np.ndarray:
 def train_ann(
     ann: ConvANN, data: Dataset, config: TrainConfig, trainer: Trainer, phase: str = "ann"
 ) -> float:
-    """Train ``ann`` with the pipeline's ``fit`` (Adam, cosine); returns its test accuracy."""
-    fit(
-        ann,  # type: ignore[arg-type]  # ConvANN has the ANN interface fit uses
-        data,
-        trainer,
-        phase=phase,
-        mode="ann",
-        epochs=config.ann_epochs,
-        lr=config.ann_lr,
-        batch_size=config.batch_size,
-        weight_decay=config.weight_decay,
-        seed=config.seed,
-        eval_every=config.eval_every,
-        augment=config.augment,
-    )
+    """Train ``ann`` with the pipeline's ANN phase (Adam, cosine); returns its test accuracy."""
+    fit_ann(ann, data, config, trainer, phase)  # type: ignore[arg-type]  # the ANN interface
     return evaluate(ann, data.x_test, data.y_test, "ann")  # type: ignore[arg-type]
 
 

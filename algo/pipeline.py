@@ -311,6 +311,27 @@ Method = Callable[[SNN, Dataset, TrainConfig, Trainer], SNN | None]
 METHODS: dict[str, Method] = {}
 
 
+def fit_ann(
+    net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer, phase: str = "ann"
+) -> None:
+    """The ANN phase the conversion methods start with (hybrid, ``convert-*``,
+    scatter-and-gather): ``fit`` in mode ``ann`` with the config's ANN epochs and rate."""
+    fit(
+        net,
+        data,
+        trainer,
+        phase=phase,
+        mode="ann",
+        epochs=config.ann_epochs,
+        lr=config.ann_lr,
+        batch_size=config.batch_size,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        eval_every=config.eval_every,
+        augment=config.augment,
+    )
+
+
 def register_method(name: str) -> Callable[[Method], Method]:
     """Decorator adding a training method to ``METHODS`` under ``name``."""
 
@@ -328,20 +349,7 @@ def _quant_mode(config: TrainConfig) -> str:
 @register_method("hybrid")
 def hybrid(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer) -> None:
     """ANN -> threshold-balanced conversion -> quantised SNN -> bit-true (ACE-SNN Q-STDB)."""
-    fit(
-        net,
-        data,
-        trainer,
-        phase="ann",
-        mode="ann",
-        epochs=config.ann_epochs,
-        lr=config.ann_lr,
-        batch_size=config.batch_size,
-        weight_decay=config.weight_decay,
-        seed=config.seed,
-        eval_every=config.eval_every,
-        augment=config.augment,
-    )
+    fit_ann(net, data, config, trainer)
     thresholds = balance_thresholds(
         net,
         data.x_train[: config.balance_samples],

@@ -45,7 +45,15 @@ from algo import bittrue
 from algo.data import Dataset
 from algo.encoding import get_encoder
 from algo.models import SNN, SynapseGeometry, parse_arch
-from algo.pipeline import TrainConfig, Trainer, evaluate, fit, input_shape_for, register_method
+from algo.pipeline import (
+    TrainConfig,
+    Trainer,
+    evaluate,
+    fit,
+    fit_ann,
+    input_shape_for,
+    register_method,
+)
 from algo.quant import fake_quant_symmetric, quantize_symmetric, ste
 from sim.golden import sum_bound
 
@@ -560,8 +568,7 @@ def scatter_gather(net: SNN, data: Dataset, config: TrainConfig, trainer: Traine
         "eval_every": config.eval_every,
         "augment": config.augment,
     }
-    fit(sg, data, trainer, phase="ann", mode="ann", epochs=config.ann_epochs, lr=config.ann_lr,
-        seed=config.seed, **common)  # fmt: skip
+    fit_ann(sg, data, config, trainer)
     fit(sg, data, trainer, phase="quant", mode="quant", epochs=config.snn_epochs,
         lr=config.snn_lr, seed=config.seed + 1, **common)  # fmt: skip
     check = conversion_check(sg, data.x_test)
