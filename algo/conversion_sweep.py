@@ -107,11 +107,13 @@ def sweep(
     Bundles go to ``out/<name>/T<T>`` (``name`` defaults to the variant). Every ``T`` in
     ``full_timesteps`` is measured on the whole test set, the others on its first
     ``curve_samples`` images (default: all); each row records its ``test_samples``. The
-    golden / bit-true check runs ``chunk`` images at a time (memory) and sums the counts."""
+    golden / bit-true check (``algo.sweep_report.measure_bundle``) runs ``chunk`` images at a
+    time."""
     name = name or conversion.variant
     from algo.conversion import bundle_inputs, calibrate, set_timesteps
     from algo.export import export
     from algo.pipeline import evaluate
+    from algo.sweep_report import measure_bundle
     from sim.bundle import load_bundle
 
     net, rows = conversion.net, []
@@ -128,7 +130,7 @@ def sweep(
         meta = {"training": {"method": f"convert-{conversion.variant}", "dataset": data.name}}
         path = export(net, out / name / f"T{steps}", meta)
         bundle = load_bundle(path)
-        totals = check_in_chunks(bundle, bundle_inputs(net, x_test, seed), y_test, chunk)
+        totals = measure_bundle(bundle, bundle_inputs(net, x_test, seed), y_test, chunk)
         row = {
             "timesteps": steps,
             "test_samples": n,
@@ -147,43 +149,6 @@ def sweep(
             f"{row['bit_exact']} ({row['seconds']:.1f} s)"
         )
     return rows
-
-
-def check_in_chunks(bundle: Any, x: Any, labels: Any, chunk: int) -> dict[str, Any]:
-    """``algo.conversion.check_bundle`` on ``chunk`` samples at a time, summed: accuracy,
-    bit-exactness, values compared, hidden spikes / operations per sample, firing rates."""
-    from algo.conversion import check_bundle
-
-    n = len(labels)
-    correct = values = potentials = spikes = synaptic = mac = 0
-    mismatches: list[str] = []
-    fired: dict[str, int] = {}
-    sizes: dict[str, int] = {}
-    for start in range(0, n, chunk):
-        part = slice(start, start + chunk)
-        check = check_bundle(bundle, x[part], labels[part])
-        correct += round(check.accuracy * len(labels[part]))
-        values += check.spike_values_compared
-        potentials += check.potentials_compared
-        mismatches += [f"{m} (samples {start}+)" for m in check.mismatches]
-        hidden = list(check.result.spikes)[:-1]  # the accumulating output layer never spikes
-        spikes += sum(int(check.result.spikes[k].sum()) for k in hidden)
-        synaptic += sum(c.synaptic_ops for c in check.result.counters.values())
-        mac += sum(c.mac_ops for c in check.result.counters.values())
-        for k in hidden:
-            fired[k] = fired.get(k, 0) + int(check.result.spikes[k].sum())
-            sizes[k] = sizes.get(k, 0) + int(check.result.spikes[k].size)
-    return {
-        "golden": correct / n,
-        "bit_exact": not mismatches,
-        "mismatches": mismatches,
-        "spike_values_compared": values,
-        "potentials_compared": potentials,
-        "spikes_per_sample": spikes / n,
-        "synaptic_ops_per_sample": synaptic / n,
-        "mac_ops_per_sample": mac / n,
-        "firing_rates": {k: fired[k] / sizes[k] if sizes[k] else 0.0 for k in fired},
-    }
 
 
 def trained_ann(
@@ -291,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     from algo.data import load_dataset
     from algo.encoding import get_encoder
     from algo.pipeline import TrainConfig, Trainer, input_shape_for
-    from algo.report import write_json
+    from algo.sweep_report import exit_status, write_results
 
     torch.set_num_threads(max(1, args.threads))
     defaults = DEFAULTS[args.dataset]
@@ -327,7 +292,6 @@ def main(argv: list[str] | None = None) -> int:
         "variants": {},
     }
     anns: dict[bool, tuple[Any, float, float]] = {}
-    ok = True
     for name in variants:
         variant = "ecc" if name.startswith("ecc") else name
         settings = C.ConversionSettings(
@@ -368,7 +332,6 @@ def main(argv: list[str] | None = None) -> int:
             curve_samples=args.curve_samples,
             full_timesteps=frozenset(_ints(args.full_timesteps) if args.full_timesteps else ()),
         )
-        ok = ok and all(r["bit_exact"] for r in rows)
         results["variants"][name] = {
             "encoding": encodings[name],
             "reset": RESET[name],
@@ -381,16 +344,12 @@ def main(argv: list[str] | None = None) -> int:
             "rows": rows,
         }
         results["total_seconds"] = time.perf_counter() - started
-        write_json(out / "results.json", results)  # after every variant: partial runs count
-        (out / "results.md").write_text(table(results))
+        write_results(out, results, table)  # after every variant: partial runs count
     plot(results, out / "accuracy_vs_T.png")
     print(table(results))
     seconds = results["total_seconds"]
     print(f"wrote {out}/results.json, results.md, accuracy_vs_T.png ({seconds:.0f} s)")
-    if not ok:
-        print("ERROR: a bundle's bit-true pass differs from the golden model", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(r for entry in results["variants"].values() for r in entry["rows"])
 
 
 if __name__ == "__main__":

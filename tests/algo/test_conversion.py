@@ -254,6 +254,7 @@ def test_sweep_curve_subset_full_timesteps_and_chunked_check(tmp_path):
     to the same numbers as one check over all images."""
     from algo import conversion_sweep
     from algo.conversion import check_bundle
+    from algo.sweep_report import measure_bundle
     from sim.bundle import load_bundle
 
     argv = ["--dataset", "digits", "--out", str(tmp_path), "--variants", "percentile"]
@@ -272,7 +273,7 @@ def test_sweep_curve_subset_full_timesteps_and_chunked_check(tmp_path):
     bundle = load_bundle(tmp_path / "percentile" / "T3")
     x = digits.x_test.reshape(40, -1).astype(np.int64)  # direct input: the pixel codes
     whole = check_bundle(bundle, x, digits.y_test)
-    chunked = conversion_sweep.check_in_chunks(bundle, x, digits.y_test, chunk=7)
+    chunked = measure_bundle(bundle, x, digits.y_test, chunk=7)
     hidden = list(whole.result.spikes)[:-1]
     assert whole.equal and chunked["bit_exact"]
     assert chunked["golden"] == whole.accuracy == rows[1]["golden"]
@@ -282,6 +283,7 @@ def test_sweep_curve_subset_full_timesteps_and_chunked_check(tmp_path):
     assert chunked["spikes_per_sample"] == spikes / 40
     ops = sum(c.synaptic_ops for c in whole.result.counters.values())
     assert chunked["synaptic_ops_per_sample"] == ops / 40
+    assert chunked["firing_rate"] == spikes / sum(whole.result.spikes[k].size for k in hidden)
     assert chunked["firing_rates"] == pytest.approx(
         {k: float(whole.result.spikes[k].mean()) for k in hidden}
     )
