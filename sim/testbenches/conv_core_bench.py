@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 
 from rtl.conv_core import ConvCoreParams
-from rtl.core import Op, Reg, Region
+from rtl.core import Op
 from sim.testbenches.core_bench import CoreDriver
 
 
@@ -39,17 +39,3 @@ class ConvDriver(CoreDriver):
         if events and events[-1][0] in (Op.SPIKE.value, Op.LOAD.value):
             costs[-1] += 1  # the next access is a configuration access: it waits for idle
         return costs
-
-    async def _check_contract(self, costs: list[int]) -> None:
-        """Every event's interval to the next accepted access equals its cost; busy == sum."""
-        p = self.params
-        log = list(self.accepts)
-        await self._reads([[p.addr(Region.CTRL, Reg.BUSY_CYCLES), sum(costs), "busy cycles"]])
-        in_cycles = [(k, c) for k, (c, is_in) in enumerate(log) if is_in]
-        if len(in_cycles) != len(costs):
-            self._fail(f"{len(in_cycles)} events accepted, {len(costs)} sent")
-        for n, ((k, cycle), cost) in enumerate(zip(in_cycles, costs, strict=True)):
-            took = log[k + 1][0] - cycle
-            if took != cost:
-                self._fail(f"event #{n} took {took} cycles, the contract says {cost}")
-        self.counts["contract_events"] += len(costs)

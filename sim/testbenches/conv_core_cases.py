@@ -21,14 +21,13 @@ from rtl.conv_core_model import ConvCoreModel
 from rtl.core import Op, Reg, Region
 from rtl.core_model import AccumulatorOverflow
 from rtl.neuron import max_theta
-from sim.semantics import FIRE_MODES, RESET_MODES, signed_range
+from sim.semantics import signed_range
 from sim.testbenches.core_cases import (
     _counter_reads,
-    _log_uniform,
     _v_presets,
     _v_reads,
     config_to_json,
-    random_leak,
+    random_neuron_settings,
 )
 
 
@@ -98,27 +97,8 @@ def random_kernel(params: ConvCoreParams, rng: np.random.Generator) -> np.ndarra
 
 def random_config(params: ConvCoreParams, rng: np.random.Generator) -> ConvCoreConfig:
     w = random_kernel(params, rng)
-    top = max_theta(params.v_bits)
     scale = int(max(2, np.abs(w).reshape(w.shape[0], -1).sum(axis=1).mean() / 2))
-    n = params.n_neurons if params.neuron_threshold else 1
-    theta = _log_uniform(rng, 1, min(top, 2 * scale), size=n)
-    theta[rng.random(n) < 0.1] = 1
-    theta[rng.random(n) < 0.1] = top
-    bias = None
-    if params.bias:
-        blo, bhi = signed_range(params.bias_bits)
-        bias = rng.integers(-scale, scale + 1, size=params.n_neurons).clip(blo, bhi)
-        bias[rng.random(params.n_neurons) < 0.1] = bhi
-        bias[rng.random(params.n_neurons) < 0.1] = blo
-    return ConvCoreConfig(
-        weights=w,
-        theta=theta if params.neuron_threshold else int(theta[0]),
-        bias=bias,
-        leak=random_leak(params, rng),
-        reset=str(rng.choice(list(RESET_MODES))),
-        fire=str(rng.choice(list(FIRE_MODES), p=[0.8, 0.2])),
-        input_shift=int(rng.choice([0, 0, 1, 2, int(rng.integers(0, params.acc_bits + 1))])),
-    )
+    return ConvCoreConfig(weights=w, **random_neuron_settings(params, rng, scale))
 
 
 def _step_events(params: ConvCoreParams, rng: np.random.Generator) -> list[list[int]]:

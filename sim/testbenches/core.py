@@ -8,6 +8,7 @@ the totals and per-instance counts of everything compared.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import cocotb
@@ -52,15 +53,16 @@ async def _run_instance(driver: CoreDriver, cases: list[dict[str, Any]]) -> None
         await driver.run_case(case, f"case {k}")
 
 
-@cocotb.test()
-async def core_cases(dut):
-    """Run every instance's cases; any difference from the reference fails the test."""
+async def run_instances(dut: Any, make_driver: Callable[[CocotbPins, dict], CoreDriver]) -> None:
+    """Reset, then run every instance's cases concurrently with its own driver; write the report.
+
+    ``make_driver(pins, instance)`` builds the driver of one ``instances`` entry of the case.
+    """
     spec = load_case()
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     drivers = []
     for inst in spec["instances"]:
-        params = params_from_json(inst["params"])
-        driver = CoreDriver(CocotbPins(dut, inst["prefix"]), params, inst["prefix"] or "core")
+        driver = make_driver(CocotbPins(dut, inst["prefix"]), inst)
         driver.reset_inputs()
         drivers.append(driver)
     dut.rst.value = 1
@@ -80,4 +82,15 @@ async def core_cases(dut):
         **totals,
         cycles=max(d.cycle for d in drivers),
         per_instance={d.name: dict(d.counts) for d in drivers},
+    )
+
+
+@cocotb.test()
+async def core_cases(dut):
+    """Run every instance's cases; any difference from the reference fails the test."""
+    await run_instances(
+        dut,
+        lambda pins, inst: CoreDriver(
+            pins, params_from_json(inst["params"]), inst["prefix"] or "core"
+        ),
     )

@@ -91,10 +91,13 @@ def random_leak(params: CoreParams, rng: np.random.Generator) -> Leak:
     return Leak(mode, lam, frac, k)
 
 
-def random_config(params: CoreParams, rng: np.random.Generator) -> CoreConfig:
-    w = random_weights(params, rng)
+def random_neuron_settings(params: Any, rng: np.random.Generator, scale: int) -> dict[str, Any]:
+    """Thresholds, bias, leak and modes for a core config, sized to a typical |sum| ``scale``.
+
+    ``params`` is a ``CoreParams`` or a ``ConvCoreParams``; a tenth of the thresholds and biases
+    sit at their extremes so the corners are always exercised.
+    """
     top = max_theta(params.v_bits)
-    scale = int(max(2, np.abs(w).sum(axis=1).mean()))
     n = params.n_neurons if params.neuron_threshold else 1
     theta = _log_uniform(rng, 1, min(top, 2 * scale), size=n)
     theta[rng.random(n) < 0.1] = 1
@@ -105,15 +108,20 @@ def random_config(params: CoreParams, rng: np.random.Generator) -> CoreConfig:
         bias = rng.integers(-scale, scale + 1, size=params.n_neurons).clip(blo, bhi)
         bias[rng.random(params.n_neurons) < 0.1] = bhi
         bias[rng.random(params.n_neurons) < 0.1] = blo
-    return CoreConfig(
-        weights=w,
-        theta=theta if params.neuron_threshold else int(theta[0]),
-        bias=bias,
-        leak=random_leak(params, rng),
-        reset=str(rng.choice(list(RESET_MODES))),
-        fire=str(rng.choice(list(FIRE_MODES), p=[0.8, 0.2])),
-        input_shift=int(rng.choice([0, 0, 1, 2, int(rng.integers(0, params.acc_bits + 1))])),
-    )
+    return {
+        "theta": theta if params.neuron_threshold else int(theta[0]),
+        "bias": bias,
+        "leak": random_leak(params, rng),
+        "reset": str(rng.choice(list(RESET_MODES))),
+        "fire": str(rng.choice(list(FIRE_MODES), p=[0.8, 0.2])),
+        "input_shift": int(rng.choice([0, 0, 1, 2, int(rng.integers(0, params.acc_bits + 1))])),
+    }
+
+
+def random_config(params: CoreParams, rng: np.random.Generator) -> CoreConfig:
+    w = random_weights(params, rng)
+    scale = int(max(2, np.abs(w).sum(axis=1).mean()))
+    return CoreConfig(weights=w, **random_neuron_settings(params, rng, scale))
 
 
 def config_to_json(config: CoreConfig) -> dict[str, Any]:
