@@ -3,14 +3,22 @@
 Five register stages, each loaded on ``en``, so that no path is longer than one multiply or one
 carry chain plus a shifter (ECP5 at 100 MHz, see ``rtl.synth``):
 
-1. the inputs and the configuration;
-2. ``v * lam`` (a DSP), ``v - (v >> k)``, ``s >> input_shift``;
-3. ``leak(v)`` for the mode (``>> frac`` of the product), ``a = (s >> input_shift) + bias``;
+1. the inputs and the configuration, with ``lam`` pre-scaled to ``lam << (max_frac - frac)``;
+2. ``v * (lam << (max_frac - frac))`` (a DSP), ``v - (v >> k)``, ``s >> input_shift``;
+3. ``leak(v)`` for the mode (the product's bits from ``max_frac`` up), ``a = (s >> input_shift)
+   + bias``;
 4. ``u = sat(leak(v) + a)``;
 5. fire (``u >= theta``) and reset (``u - theta`` or 0), side by side: the outputs are
    registers (they drive the ``v`` memory's write data and the spike emitter).
 
 ``LATENCY`` counts the stages.
+
+The "mult" leak ``(v * lam) >> frac`` is computed as ``(v * (lam << (max_frac - frac))) >>
+max_frac``: the same floor (the product is only multiplied by a power of two first), but the
+shift after the multiplier is a fixed bit slice instead of a barrel shifter per lane, and the
+variable shift moves to the shared configuration (``lam << (max_frac - frac)`` depends on the
+configuration only, so all lanes of a core share it after Yosys' ``opt_merge``). It needs the
+configuration's ranges: ``frac <= max_frac`` and ``lam <= 2^frac`` (``CoreConfig.validate``).
 """
 
 from __future__ import annotations
@@ -92,24 +100,35 @@ class NeuronUpdate(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        width = self.v_bits + self.max_frac + 2
+        # |leak(v)| <= |v| for every mode (lam <= 2^frac): one bit of headroom is plenty.
+        width = self.v_bits + 2
         a_width = max(self.acc_bits, self.bias_bits) + 1
-        # Stage 1: inputs and configuration, straight from the memories.
+        # Stage 1: inputs and configuration, straight from the memories; lam pre-scaled.
+        lam_scaled = Signal(unsigned(self.max_frac + 1), name="lam_scaled")
+        up = (self.max_frac - self.cfg.frac)[: max(1, self.max_frac.bit_length())]
+        with m.If(self.cfg.frac <= self.max_frac):  # else (out of range) no "mult" leak term
+            m.d.comb += lam_scaled.eq(self.cfg.lam << up)
         p1 = self._stage(
             m,
             "p1",
             {"v": self.v, "s": self.s, "bias": self.bias, "theta": self.theta,
-             "valid": self.valid, "cfg": Value.cast(self.cfg)},
+             "valid": self.valid, "cfg": Value.cast(self.cfg), "lam": lam_scaled},
         )  # fmt: skip
         cfg1 = self.cfg.shape()(p1["cfg"])
-        # Stage 2: the product for "mult", the whole "shift" leak, the input shift.
-        prod = Signal(signed(width), name="leak_prod")
+        # Stage 2: the product for "mult" (its bits from max_frac up: a fixed slice, no
+        # shifter), the whole "shift" leak, the input shift.
+        prod = Signal(signed(self.v_bits + self.max_frac + 2), name="leak_prod")
+        scaled = Signal(signed(width), name="leak_scaled")
         shifted = Signal(signed(self.v_bits + 1), name="leak_shifted")
-        m.d.comb += [prod.eq(p1["v"] * cfg1.lam), shifted.eq(p1["v"] - (p1["v"] >> cfg1.k))]
+        m.d.comb += [
+            prod.eq(p1["v"] * p1["lam"]),
+            scaled.eq(prod >> self.max_frac),
+            shifted.eq(p1["v"] - (p1["v"] >> cfg1.k)),
+        ]
         p2 = self._stage(
             m,
             "p2",
-            {"prod": prod, "shifted": shifted, "v": p1["v"], "s": p1["s"] >> cfg1.input_shift,
+            {"prod": scaled, "shifted": shifted, "v": p1["v"], "s": p1["s"] >> cfg1.input_shift,
              "bias": p1["bias"], "theta": p1["theta"], "valid": p1["valid"],
              "cfg": p1["cfg"]},
         )  # fmt: skip
@@ -120,7 +139,7 @@ class NeuronUpdate(wiring.Component):
         with m.Switch(cfg2.leak):
             if "mult" in self.leak_modes:
                 with m.Case(LEAK_CODE["mult"]):
-                    m.d.comb += leaked.eq(p2["prod"] >> cfg2.frac)
+                    m.d.comb += leaked.eq(p2["prod"])
             if "shift" in self.leak_modes:
                 with m.Case(LEAK_CODE["shift"]):
                     m.d.comb += leaked.eq(p2["shifted"])
