@@ -29,6 +29,7 @@ from rtl.synth import (
     markdown_report,
     markdown_table,
     memory_cells,
+    nextpnr_command,
     parse_memory_mapping,
     parse_nextpnr_log,
     parse_nextpnr_report,
@@ -255,6 +256,11 @@ def test_the_digits_chip_is_a_design_entry():
     assert design.weight_bits == sum(layer_bits) > 0
     assert design.name == "chip-digits" and design.lanes == 16 and design.throughput is None
     assert "chip-digits" in CHIP_DESIGNS and "chip-digits" not in DEFAULT_DESIGNS
+    # router1 does not converge on the chip; the cores keep nextpnr's default router.
+    assert design.router == "router2" and DESIGNS["core-l4"]().router == "router1"
+    command = nextpnr_command(router=design.router)
+    assert command[command.index("--router") + 1] == "router2"
+    assert "nextpnr --router router2" in markdown_report([_result(router="router2")])
 
 
 def _have_tools() -> bool:
