@@ -163,6 +163,7 @@ class STDBPConfig:
     theta: float = 1.0
     init_mean: float = 0.05
     init_std: float = 0.1
+    init_ref_inputs: int | None = 64  # first-layer init scaled to 64/n_in (None: no scaling)
     lr: float = 1e-3
     epochs: int = 30
     batch_size: int = 32
@@ -192,8 +193,15 @@ class STDBPNet:
             grads[i], g = spike_time_grads(traces[i], self.weights[i], g)
         return grads
 
-    def times(self, t_in: np.ndarray, batch: int = 256) -> list[np.ndarray]:
-        """Spike times of every layer for all samples (batched)."""
+    def times(self, t_in: np.ndarray, batch: int | None = None) -> list[np.ndarray]:
+        """Spike times of every layer for all samples (batched).
+
+        The default batch keeps the ``[B, n_in, n_out]`` prefix arrays near 4M elements, so
+        784-input networks do not need gigabytes.
+        """
+        if batch is None:
+            widest = max(w.shape[0] * w.shape[1] for w in self.weights)
+            batch = max(1, min(256, 4_000_000 // widest))
         per_layer: list[list[np.ndarray]] = [[] for _ in self.weights]
         for s in range(0, len(t_in), batch):
             t = t_in[s : s + batch]
@@ -204,11 +212,21 @@ class STDBPNet:
 
 
 def init_net(n_in: int, n_out: int, config: STDBPConfig) -> STDBPNet:
+    """``N(init_mean, init_std)`` weights; the first layer is rescaled to its fan-in.
+
+    The constants were tuned for 64 inputs (digits). With ``n_in`` inputs the first layer uses
+    mean ``init_mean * ref / n_in`` and std ``init_std * sqrt(ref / n_in)`` (``ref`` =
+    ``config.init_ref_inputs``), so the summed input weight, and with it the initial spike
+    times, stay those of the digits network (784 inputs: mean 0.0041, std 0.029).
+    """
     rng = np.random.default_rng(config.seed)
     sizes = (n_in, *config.hidden, n_out)
-    weights = [
-        rng.normal(config.init_mean, config.init_std, (a, b)) for a, b in itertools.pairwise(sizes)
-    ]
+    weights = []
+    for layer, (a, b) in enumerate(itertools.pairwise(sizes)):
+        ratio = config.init_ref_inputs / a if layer == 0 and config.init_ref_inputs else 1.0
+        weights.append(
+            rng.normal(config.init_mean * ratio, config.init_std * math.sqrt(ratio), (a, b))
+        )
     return STDBPNet(weights, config.theta)
 
 

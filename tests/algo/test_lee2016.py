@@ -164,3 +164,60 @@ def test_export_bundle_counts_output_spikes(tmp_path):
     result = run(bundle, np.repeat(x, 3, axis=0))
     counts = result.spikes["out_lif"].sum(axis=1)
     np.testing.assert_array_equal(result.v_out, counts)  # the accum layer counts spikes
+
+
+def test_silent_target_gets_its_error_hand_values():
+    """Eq 16's error reaches a silent target (the fix); hand-computed on a 3-input, 2-output case.
+
+    counts (0, 2), label 0: o = (0, 1), e = (-1, 1)/sqrt(2). V_th = (0.5, 0.25) -> g = (2, 4),
+    g_bar = sqrt((4 + 16)/2) = sqrt(10) over both outputs, delta = g/g_bar e = (-1, 2)/sqrt(5).
+    x_hat = (1, 0.5, 0): m = 2 active inputs, N = 2 neurons, sqrt(N/m) = 1, so
+    dW = -eta delta x_hat; dV_th = eta_th sqrt(N/(m M)) delta a_hat with a_hat = a = (0, 1.5).
+    """
+    net = _net([[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]], [0.5, 0.25], eta_w=0.004)
+    result = lee2016.ForwardResult(
+        counts=[np.array([[0.0, 2.0]])],
+        x_trace=[np.array([[1.0, 0.5, 0.0]])],
+        a_trace=[np.array([[0.0, 1.5]])],
+        v=[np.zeros((1, 2))],
+    )
+    dw, dth = lee2016.backward(net, result, np.array([0]), 2)
+    s5 = math.sqrt(5)
+    np.testing.assert_allclose(
+        dw[0], [[0.004 / s5, 0.002 / s5, 0.0], [-0.008 / s5, -0.004 / s5, 0.0]], rtol=1e-12
+    )
+    assert dw[0][0, 0] == pytest.approx(0.00178885, abs=1e-8)  # the silent target grows
+    np.testing.assert_allclose(dth[0], [0.0, 0.0004 * math.sqrt(1 / 3) * 2 / s5 * 1.5])
+    gated = _net([[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]], [0.5, 0.25], eta_w=0.004, gate_output=True)
+    dw_gated, _ = lee2016.backward(gated, result, np.array([0]), 2)
+    assert not dw_gated[0][0].any()  # the old rule: no push at all for the silent target
+    s2 = math.sqrt(2)  # g/g_bar = 1 (one active output); e still divided by sqrt(N_nze = 2)
+    np.testing.assert_allclose(dw_gated[0][1], [-0.004 / s2, -0.002 / s2, 0.0])
+
+
+def test_stepped_model_matches_golden_on_the_bundle_integers(tmp_path):
+    """The float stepped model with the bundle's integers, no WTA/clip, equals sim.golden."""
+    from sim.bundle import load_bundle, save_bundle
+    from sim.golden import run
+
+    config = lee2016.Lee2016Config(hidden=12, tau=1e9)  # leak 256/256: no rounding in the leak
+    net = lee2016.build(6, 3, config)
+    net.v_th = [t * 0.3 for t in net.v_th]  # fire often enough to exercise resets
+    bundle = load_bundle(save_bundle(lee2016.to_bundle(net, duration=30.0), tmp_path / "b"))
+    assert bundle.layers[0].leak.lam == 256
+    rng = np.random.default_rng(3)
+    times, index = lee2016.poisson_events(rng.integers(0, 17, (16, 6)), 30.0, 2.0, rng)
+    trains = lee2016.binned_trains(times, index, 6, 1.0, 30)
+    lif = [layer for layer in bundle.layers if layer.fire == "lif"]
+    counts = lee2016.stepped_counts(
+        net,
+        trains,
+        wta=False,
+        clip=False,
+        weights=[layer.weight.astype(float) for layer in lif],
+        thresholds=[layer.threshold.astype(float) for layer in lif],
+        leak=1.0,
+    )
+    golden = run(bundle, trains).v_out
+    np.testing.assert_array_equal(counts, golden)
+    assert counts.shape == (16, 3) and counts.sum() > 0  # 48 counts compared, not all zero
