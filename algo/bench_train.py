@@ -32,11 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from algo import lif_native
 from algo.bench_peers import LEAK, PEERS, THRESHOLD, WORKLOADS, build_peer, input_shape
 from algo.models import build_snn
 from algo.neurons import LIF
 
 SPIKEFORGE = ("spikeforge", "spikeforge-reference")
+VARIANTS = ("spikeforge-torch",)  # selectable by name, not in the default list
 CLASSES = 10
 
 
@@ -82,8 +84,22 @@ class _SpikeforgeMLP(nn.Module):
         return self.net.run(x * 255.0)
 
 
+class _TorchLoopLIF(nn.Module):
+    """Runs ``net`` with the fused LIF's torch loop instead of its C kernel (``lif_native``)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        with lif_native.disabled():
+            return self.net(x)
+
+
 def build_contender(name: str, workload: str, steps: int) -> nn.Module:
     """The ``workload`` network of contender ``name`` (see the module docstring)."""
+    if name == "spikeforge-torch":
+        return _TorchLoopLIF(build_contender("spikeforge", workload, steps))
     if name in SPIKEFORGE:
         fused = name == "spikeforge"
         if workload == "mlp":

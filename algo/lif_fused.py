@@ -32,6 +32,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from algo import lif_native
 from algo.surrogate import Surrogate, Triangle
 
 RESETS = ("sub", "zero", "none")
@@ -78,6 +79,15 @@ class _LIFSequence(torch.autograd.Function):
         reset: str,
         detach_reset: bool,
     ) -> tuple[Tensor, Tensor]:
+        ctx.surrogate = surrogate
+        ctx.reset = reset
+        ctx.detach_reset = detach_reset
+        ctx.native = type(surrogate) is Triangle and lif_native.supports(current, theta, lam)
+        if ctx.native:
+            kept, spikes, v = lif_native.forward(current, theta.item(), lam.item(), reset)
+            ctx.save_for_backward(kept, theta, lam)
+            ctx.mark_non_differentiable(v)
+            return spikes, v
         steps = current.shape[0]
         u_seq = torch.empty_like(current, memory_format=torch.contiguous_format)
         spikes = torch.empty_like(u_seq)
@@ -98,9 +108,6 @@ class _LIFSequence(torch.autograd.Function):
             else:
                 v.copy_(u)
         ctx.save_for_backward(u_seq, theta, lam)
-        ctx.surrogate = surrogate
-        ctx.reset = reset
-        ctx.detach_reset = detach_reset
         ctx.mark_non_differentiable(v)
         return spikes, v
 
@@ -109,6 +116,14 @@ class _LIFSequence(torch.autograd.Function):
         u_seq, theta, lam = ctx.saved_tensors
         reset, detached = ctx.reset, ctx.detach_reset
         want_theta, want_lam = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        if ctx.native:
+            th = theta.item()
+            grad_in, du, gs, gl = lif_native.backward(
+                u_seq, grad_spikes, th, lam.item(), ctx.surrogate.gamma, reset, detached
+            )
+            grad_theta = theta.new_tensor(-du / th - gs) if want_theta else None
+            grad_lam = lam.new_tensor(gl) if want_lam else None
+            return grad_in, grad_theta, grad_lam, None, None, None
         steps = u_seq.shape[0]
         grad_in = torch.empty_like(u_seq)
         # one step's working set stays in cache: every buffer below is [N, ...]

@@ -9,12 +9,14 @@ so they are compared to float rounding: relative 1e-5 in float32 (a few ulp of a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import pytest
 import torch
 
-from algo.lif_fused import lif_fused
+from algo import lif_native
+from algo.lif_fused import RESETS, lif_fused
 from algo.models import build_snn
 from algo.neurons import LIF, lif_sequence
 from algo.surrogate import SURROGATES, get_surrogate
@@ -131,3 +133,77 @@ def test_bad_arguments_are_refused():
         lif_fused(torch.zeros(2, 1), one, one, sur, "x")
     with pytest.raises(ValueError, match="T >= 1"):
         lif_fused(torch.zeros(0, 1), one, one, sur)
+
+
+# ---- the C kernel (algo.lif_native) -------------------------------------------------------
+
+
+def test_native_kernel_builds_and_loads():
+    """The default LIF path is the C kernel: a machine without a C compiler fails here."""
+    assert lif_native.status() == "loaded"
+
+
+def _native_or_loop(native: bool, current, theta, lam, reset, detach, grad_out):
+    c = current.clone() if current.stride(0) else current.detach()[0].clone()
+    c.requires_grad_()
+    inp = c if current.stride(0) else c.unsqueeze(0).expand(*current.shape)
+    th, la = theta.clone().requires_grad_(), lam.clone().requires_grad_()
+    sur = get_surrogate("triangle")
+    with contextlib.ExitStack() as stack:
+        if not native:
+            stack.enter_context(lif_native.disabled())
+        spikes, v = lif_fused(inp, th, la, sur, reset, detach_reset=detach)
+    (spikes * grad_out).sum().backward()
+    return spikes.detach(), v, c.grad, th.grad, la.grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("expand", [False, True])
+@pytest.mark.parametrize(("reset", "detach"), list(itertools.product(RESETS, (False, True))))
+def test_native_kernel_equals_torch_loop_and_reference(reset, detach, expand, dtype):
+    """Several blocks per thread, a ragged last block, two threads, and a hoisted (expanded)
+    input: spikes, potentials and input gradients bit-identical to both torch paths."""
+    steps, batch, features = 7, 33, 517  # 17,061 neurons a step: two threads, 67 blocks
+    gen = torch.Generator().manual_seed(13)
+    shape = (batch, features) if expand else (steps, batch, features)
+    current = torch.randn(*shape, generator=gen, dtype=dtype) * 0.8 + 0.5
+    if expand:
+        current = current.unsqueeze(0).expand(steps, batch, features)
+    grad_out = torch.randn(steps, batch, features, generator=gen, dtype=dtype)
+    theta, lam = torch.tensor(0.9, dtype=dtype), torch.tensor(0.85, dtype=dtype)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        native = _native_or_loop(True, current, theta, lam, reset, detach, grad_out)
+        loop = _native_or_loop(False, current, theta, lam, reset, detach, grad_out)
+    finally:
+        torch.set_num_threads(threads)
+    c = current.detach()[0].clone() if expand else current.clone()
+    c.requires_grad_()
+    inp = c.unsqueeze(0).expand(steps, batch, features) if expand else c
+    th, la = theta.clone().requires_grad_(), lam.clone().requires_grad_()
+    sur = get_surrogate("triangle")
+    spikes, v = lif_sequence(inp, th, lambda x: x * la, reset, sur, detach_reset=detach)
+    (spikes * grad_out).sum().backward()
+    ref = (spikes.detach(), v.detach(), c.grad, th.grad, la.grad)
+    assert 0 < int(ref[0].sum()) < ref[0].numel(), "some neurons must fire, not all"
+    for name, i in (("spikes", 0), ("final potentials", 1), ("input gradient", 2)):
+        assert torch.equal(native[i], ref[i]), name
+        assert torch.equal(loop[i], ref[i]), name
+    assert int((ref[2] != 0).sum()) > ref[2].numel() // 10, "too few gradients compared"
+    rel = 1e-5 if dtype == torch.float32 else 1e-12
+    for name, i in (("threshold", 3), ("leak", 4)):
+        assert torch.allclose(native[i], ref[i], rtol=rel), f"{name}: {native[i]} vs {ref[i]}"
+
+
+def test_lif_layer_runs_the_native_kernel_by_default(monkeypatch):
+    calls = []
+    forward, backward = lif_native.forward, lif_native.backward
+    monkeypatch.setattr(lif_native, "forward", lambda *a: calls.append("f") or forward(*a))
+    monkeypatch.setattr(lif_native, "backward", lambda *a: calls.append("b") or backward(*a))
+    current = torch.rand(3, 2, 10, requires_grad=True)
+    LIF(0.5, 0.9)(current).sum().backward()
+    assert calls == ["f", "b"]
+    calls.clear()
+    LIF(0.5, 0.9, surrogate="fast_sigmoid")(current).sum().backward()
+    assert calls == [], "only the triangle surrogate runs in the kernel"
