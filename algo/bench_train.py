@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from algo import lif_native
 from algo.bench_peers import LEAK, PEERS, THRESHOLD, WORKLOADS, build_peer, input_shape
+from algo.lif_pool import LIFMaxPool
 from algo.models import build_snn
 from algo.neurons import LIF
 
@@ -54,18 +55,16 @@ class PooledConvSNN(nn.Module):
         self.conv1 = nn.Conv2d(1, 32, 3, padding=1, bias=False)
         self.conv2 = nn.Conv2d(32, 64, 3, padding=1, bias=False)
         self.out = nn.Linear(64 * 7 * 7, CLASSES, bias=False)
-        self.lif1 = LIF(THRESHOLD, LEAK, fused=fused)
-        self.lif2 = LIF(THRESHOLD, LEAK, fused=fused)
+        self.lif1 = LIFMaxPool(LIF(THRESHOLD, LEAK, fused=fused))
+        self.lif2 = LIFMaxPool(LIF(THRESHOLD, LEAK, fused=fused))
         self.steps = steps
 
     def forward(self, x: Tensor) -> Tensor:
         t, n = self.steps, x.shape[0]
         cur = self.conv1(x)
         s = self.lif1(cur.unsqueeze(0).expand(t, *cur.shape))
-        s = F.max_pool2d(s.reshape(t * n, *s.shape[2:]), 2)
-        cur = self.conv2(s)
+        cur = self.conv2(s.reshape(t * n, *s.shape[2:]))
         s = self.lif2(cur.reshape(t, n, *cur.shape[1:]))
-        s = F.max_pool2d(s.reshape(t * n, *s.shape[2:]), 2)
         return self.out(s.reshape(t * n, -1)).reshape(t, n, -1).sum(0)
 
 

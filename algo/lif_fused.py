@@ -205,3 +205,67 @@ def lif_fused(
     theta = torch.as_tensor(theta, dtype=current.dtype, device=current.device)
     lam = torch.as_tensor(lam, dtype=current.dtype, device=current.device)
     return _LIFSequence.apply(current, theta, lam, surrogate, reset, detach_reset)
+
+
+class _LIFPoolSequence(torch.autograd.Function):
+    """The LIF sequence followed by a 2x2 max pool, in the C kernel only (``lif_native``)."""
+
+    @staticmethod
+    def forward(
+        ctx,
+        current: Tensor,
+        theta: Tensor,
+        lam: Tensor,
+        gamma: float,
+        reset: str,
+        detach_reset: bool,
+    ):
+        kept, pooled, _ = lif_native.forward(current, theta.item(), lam.item(), reset, pool=True)
+        ctx.save_for_backward(kept, theta, lam)
+        ctx.gamma, ctx.reset, ctx.detach_reset = gamma, reset, detach_reset
+        return pooled
+
+    @staticmethod
+    def backward(ctx, grad_pooled: Tensor):
+        kept, theta, lam = ctx.saved_tensors
+        th = theta.item()
+        grad_in, du, gs, gl = lif_native.backward(
+            kept, grad_pooled, th, lam.item(), ctx.gamma, ctx.reset, ctx.detach_reset, pool=True
+        )
+        grad_theta = theta.new_tensor(-du / th - gs) if ctx.needs_input_grad[1] else None
+        grad_lam = lam.new_tensor(gl) if ctx.needs_input_grad[2] else None
+        return grad_in, grad_theta, grad_lam, None, None, None
+
+
+def lif_maxpool(
+    current: Tensor,
+    theta: Tensor,
+    lam: Tensor,
+    surrogate: Surrogate,
+    reset: str = "sub",
+    *,
+    detach_reset: bool = False,
+) -> Tensor:
+    """Spikes of ``lif_fused`` on ``current [T, N, C, H, W]`` after a 2x2 max pool of stride 2.
+
+    Equal to ``F.max_pool2d(spikes, 2)`` step by step, gradients included (each window's
+    gradient goes to its first maximum in row-major order, as torch routes it). With the C
+    kernel (triangle surrogate, scalar threshold and leak, even H and W) the unpooled spikes are
+    never stored: the pool is taken as they are computed and the backward pass recomputes them.
+    """
+    if reset not in RESETS:
+        raise ValueError(f"unknown reset {reset!r}; expected one of {list(RESETS)}")
+    if current.dim() != 5 or current.shape[0] == 0:
+        raise ValueError(f"current must be [T, N, C, H, W] with T >= 1, got {list(current.shape)}")
+    theta = torch.as_tensor(theta, dtype=current.dtype, device=current.device)
+    lam = torch.as_tensor(lam, dtype=current.dtype, device=current.device)
+    if (
+        type(surrogate) is Triangle
+        and lif_native.pool_width(current)
+        and lif_native.supports(current, theta, lam)
+    ):
+        return _LIFPoolSequence.apply(current, theta, lam, surrogate.gamma, reset, detach_reset)
+    spikes, _ = lif_fused(current, theta, lam, surrogate, reset, detach_reset=detach_reset)
+    steps, n = spikes.shape[:2]
+    pooled = torch.nn.functional.max_pool2d(spikes.reshape(steps * n, *spikes.shape[2:]), 2)
+    return pooled.reshape(steps, n, *pooled.shape[1:])

@@ -40,7 +40,8 @@ LIBS = ("-pthread",)
 _TEMPLATE = r"""
 /* ---- T_ = @T@ ---- */
 typedef struct {
-    const @T@ *cur; int64_t cts; @T@ *U; @T@ *S; @T@ *V; const @T@ *G; int64_t gts; @T@ *GI;
+    const @T@ *cur; int64_t cts; @T@ *S; @T@ *V; @T@ *P; int64_t W; const @T@ *G; int64_t gts;
+    @T@ *GI;
     int64_t T; int64_t M; int64_t lo; int64_t hi; @T@ th; @T@ lam; @T@ gamma; int reset;
     int detached; int failed; double acc[3];
 } job_@S@;
@@ -58,23 +59,6 @@ static inline __attribute__((always_inline)) void fwd_step_@S@(
         if (reset == 0) { @T@ r = sp * th; v[i] = x - r; }
         else if (reset == 1) { @T@ k = (@T@)1 - sp; v[i] = x * k; }
         else v[i] = x;
-    }
-}
-
-static void fwd_@S@(job_@S@ *j) {
-    @T@ v[BLK], scratch[BLK];
-    const @T@ th = j->th, lam = j->lam;
-    for (int64_t b = j->lo; b < j->hi; b += BLK) {
-        int64_t n = j->hi - b < BLK ? j->hi - b : BLK;
-        for (int64_t i = 0; i < n; i++) v[i] = 0;
-        for (int64_t t = 0; t < j->T; t++) {
-            const @T@ *c = j->cur + t * j->cts + b;
-            @T@ *u = j->U ? j->U + t * j->M + b : scratch, *s = j->S + t * j->M + b;
-            if (j->reset == 0) fwd_step_@S@(c, u, s, v, n, th, lam, 0);
-            else if (j->reset == 1) fwd_step_@S@(c, u, s, v, n, th, lam, 1);
-            else fwd_step_@S@(c, u, s, v, n, th, lam, 2);
-        }
-        for (int64_t i = 0; i < n; i++) j->V[b + i] = v[i];
     }
 }
 
@@ -121,36 +105,97 @@ static inline __attribute__((always_inline)) void bwd_step_@S@(
     }
 }
 
+/* Work is split in units: one neuron, or with 2x2 max pooling (W > 0) one pair of input rows
+   (2W neurons, all inside one [H, W] plane since H is even) feeding one pooled row of W/2. */
+static int64_t unit_@S@(const job_@S@ *j) { return j->W ? 2 * j->W : 1; }
+static int64_t block_units_@S@(const job_@S@ *j) {
+    int64_t k = BLK / unit_@S@(j);
+    return k < 1 ? 1 : k;
+}
+
+/* pooled[r, q] = max of the 2x2 window (spikes are 0/1: the window's OR) */
+static inline void pool_@S@(const @T@ *restrict s, @T@ *restrict out, int64_t rows, int64_t W) {
+    for (int64_t r = 0; r < rows; r++) {
+        const @T@ *top = s + r * 2 * W, *bottom = top + W;
+        for (int64_t q = 0; q < W / 2; q++) {
+            @T@ a = top[2 * q] > top[2 * q + 1] ? top[2 * q] : top[2 * q + 1];
+            @T@ b = bottom[2 * q] > bottom[2 * q + 1] ? bottom[2 * q] : bottom[2 * q + 1];
+            out[r * (W / 2) + q] = a > b ? a : b;
+        }
+    }
+}
+
+/* dL/ds for one block from the pooled gradient: torch's max_pool2d sends each window's gradient
+   to its first maximum in row-major order (the first spike, else the top-left neuron) */
+static inline void unpool_@S@(const @T@ *restrict u, const @T@ *restrict gp, @T@ *restrict g,
+                               int64_t rows, int64_t W, const @T@ th) {
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t o = r * 2 * W;
+        for (int64_t q = 0; q < W / 2; q++) {
+            const int64_t i0 = o + 2 * q, i1 = i0 + 1, i2 = i0 + W, i3 = i2 + 1;
+            const int64_t at = u[i0] >= th ? i0 : u[i1] >= th ? i1 : u[i2] >= th ? i2
+                             : u[i3] >= th ? i3 : i0;
+            g[i0] = 0; g[i1] = 0; g[i2] = 0; g[i3] = 0;
+            g[at] = gp[r * (W / 2) + q];
+        }
+    }
+}
+
+static void fwd_@S@(job_@S@ *j) {
+    const int64_t unit = unit_@S@(j), per = block_units_@S@(j), nmax = per * unit;
+    const @T@ th = j->th, lam = j->lam;
+    @T@ *v = (@T@ *)malloc(sizeof(@T@) * 3 * (size_t)nmax);
+    if (!v) { j->failed = 1; return; }
+    @T@ *scratch = v + nmax, *sbuf = v + 2 * nmax;
+    for (int64_t r0 = j->lo; r0 < j->hi; r0 += per) {
+        const int64_t rows = j->hi - r0 < per ? j->hi - r0 : per, n = rows * unit, b = r0 * unit;
+        for (int64_t i = 0; i < n; i++) v[i] = 0;
+        for (int64_t t = 0; t < j->T; t++) {
+            const @T@ *c = j->cur + t * j->cts + b;
+            @T@ *s = j->W ? sbuf : j->S + t * j->M + b;
+            if (j->reset == 0) fwd_step_@S@(c, scratch, s, v, n, th, lam, 0);
+            else if (j->reset == 1) fwd_step_@S@(c, scratch, s, v, n, th, lam, 1);
+            else fwd_step_@S@(c, scratch, s, v, n, th, lam, 2);
+            if (j->W) pool_@S@(s, j->P + t * (j->M / 4) + r0 * (j->W / 2), rows, j->W);
+        }
+        if (j->V) for (int64_t i = 0; i < n; i++) j->V[b + i] = v[i];
+    }
+    free(v);
+}
+
 #define BWD_CASE(R, F, P, V) \
     bwd_step_@S@(u, up, g, gi, gv, a_du, a_gs, a_lam, n, th, lam, gamma, R, F, P, V)
 
-/* the potentials are not stored by the forward pass: each block recomputes its own u[T][BLK]
+/* the potentials are not stored by the forward pass: each block recomputes its own u[T][n]
    from the input current (the same float operations, so the same values) into a buffer that
    stays in cache, then runs BPTT over it */
 static void bwd_@S@(job_@S@ *j) {
-    @T@ gv[BLK], vv[BLK], ss[BLK];
-    double a_du[BLK], a_gs[BLK], a_lam[BLK];
+    const int64_t unit = unit_@S@(j), per = block_units_@S@(j), nmax = per * unit;
     const @T@ th = j->th, lam = j->lam, gamma = j->gamma;
     const int reset = j->reset, plain = j->detached || reset == 2;
     double s_du = 0, s_gs = 0, s_lam = 0;
-    @T@ *ub = (@T@ *)malloc(sizeof(@T@) * BLK * (size_t)j->T);
-    if (!ub) { j->failed = 1; return; }
-    for (int64_t b = j->lo; b < j->hi; b += BLK) {
-        int64_t n = j->hi - b < BLK ? j->hi - b : BLK;
+    @T@ *ub = (@T@ *)malloc(sizeof(@T@) * (size_t)nmax * (size_t)(j->T + 4));
+    double *a_du = (double *)malloc(sizeof(double) * 3 * (size_t)nmax);
+    if (!ub || !a_du) { free(ub); free(a_du); j->failed = 1; return; }
+    @T@ *gv = ub + j->T * nmax, *vv = gv + nmax, *ss = vv + nmax, *gsp = ss + nmax;
+    double *a_gs = a_du + nmax, *a_lam = a_gs + nmax;
+    for (int64_t r0 = j->lo; r0 < j->hi; r0 += per) {
+        const int64_t rows = j->hi - r0 < per ? j->hi - r0 : per, n = rows * unit, b = r0 * unit;
         for (int64_t i = 0; i < n; i++) {
             gv[i] = 0; vv[i] = 0; a_du[i] = 0; a_gs[i] = 0; a_lam[i] = 0;
         }
         for (int64_t t = 0; t < j->T; t++) {
             const @T@ *c = j->cur + t * j->cts + b;
-            if (reset == 0) fwd_step_@S@(c, ub + t * BLK, ss, vv, n, th, lam, 0);
-            else if (reset == 1) fwd_step_@S@(c, ub + t * BLK, ss, vv, n, th, lam, 1);
-            else fwd_step_@S@(c, ub + t * BLK, ss, vv, n, th, lam, 2);
+            if (reset == 0) fwd_step_@S@(c, ub + t * nmax, ss, vv, n, th, lam, 0);
+            else if (reset == 1) fwd_step_@S@(c, ub + t * nmax, ss, vv, n, th, lam, 1);
+            else fwd_step_@S@(c, ub + t * nmax, ss, vv, n, th, lam, 2);
         }
         for (int64_t t = j->T - 1; t >= 0; t--) {
-            const @T@ *u = ub + t * BLK, *g = j->G + t * j->gts + b;
-            const @T@ *up = ub + (t > 0 ? t - 1 : 0) * BLK;
+            const @T@ *u = ub + t * nmax, *up = ub + (t > 0 ? t - 1 : 0) * nmax, *g = gsp;
             @T@ *gi = j->GI + t * j->M + b;
             const int first = t == j->T - 1, prev = t > 0;
+            if (j->W) unpool_@S@(u, j->G + t * j->gts + r0 * (j->W / 2), gsp, rows, j->W, th);
+            else g = j->G + t * j->gts + b;
             /* every flag combination gets its own branch-free, vectorised loop */
             if (reset == 0 && !plain) {
                 if (first) { if (prev) BWD_CASE(0, 1, 0, 1); else BWD_CASE(0, 1, 0, 0); }
@@ -172,6 +217,7 @@ static void bwd_@S@(job_@S@ *j) {
         for (int64_t i = 0; i < n; i++) { s_du += a_du[i]; s_gs += a_gs[i]; s_lam += a_lam[i]; }
     }
     free(ub);
+    free(a_du);
     j->acc[0] = s_du; j->acc[1] = s_gs; j->acc[2] = s_lam;
 }
 #undef BWD_CASE
@@ -184,12 +230,12 @@ static void run_@S@(job_@S@ *base, int nthreads, int backward) {
     job_@S@ jobs[MAXTHREADS];
     pthread_t tid[MAXTHREADS];
     int started[MAXTHREADS];
-    int64_t M = base->M;
+    const int64_t M = base->M / unit_@S@(base);  /* units */
     if (nthreads > MAXTHREADS) nthreads = MAXTHREADS;
-    if (nthreads > M / MINPERTHREAD) nthreads = (int)(M / MINPERTHREAD);
+    if (nthreads > base->M / MINPERTHREAD) nthreads = (int)(base->M / MINPERTHREAD);
     if (nthreads < 1) nthreads = 1;
     int64_t chunk = (M + nthreads - 1) / nthreads;
-    chunk = (chunk + 15) / 16 * 16;
+    if (!base->W) chunk = (chunk + 15) / 16 * 16;
     for (int k = 0; k < nthreads; k++) {
         jobs[k] = *base;
         jobs[k].lo = k * chunk < M ? k * chunk : M;
@@ -211,21 +257,24 @@ static void run_@S@(job_@S@ *base, int nthreads, int backward) {
     }
 }
 
-void lif_forward_@S@(const @T@ *cur, int64_t cts, @T@ *U, @T@ *S, @T@ *V, int64_t T, int64_t M,
-                     double th, double lam, int reset, int nthreads) {
+/* S: spikes [T, M] (W == 0) or P: pooled spikes [T, M/4] (W > 0); V: final potentials or 0 */
+int lif_forward_@S@(const @T@ *cur, int64_t cts, @T@ *S, @T@ *V, @T@ *P, int64_t W, int64_t T,
+                    int64_t M, double th, double lam, int reset, int nthreads) {
     job_@S@ j;
     memset(&j, 0, sizeof j);
-    j.cur = cur; j.cts = cts; j.U = U; j.S = S; j.V = V; j.T = T; j.M = M;
+    j.cur = cur; j.cts = cts; j.S = S; j.V = V; j.P = P; j.W = W; j.T = T; j.M = M;
     j.th = (@T@)th; j.lam = (@T@)lam; j.reset = reset;
     run_@S@(&j, nthreads, 0);
+    return j.failed;
 }
 
-int lif_backward_@S@(const @T@ *cur, int64_t cts, const @T@ *G, int64_t gts, @T@ *GI, int64_t T,
-                      int64_t M, double th, double lam, double gamma, int reset, int detached,
-                      int nthreads, double *acc) {
+/* G: dL/dspikes [T, M] (W == 0) or dL/dpooled [T, M/4] (W > 0), step stride gts */
+int lif_backward_@S@(const @T@ *cur, int64_t cts, const @T@ *G, int64_t gts, int64_t W, @T@ *GI,
+                     int64_t T, int64_t M, double th, double lam, double gamma, int reset,
+                     int detached, int nthreads, double *acc) {
     job_@S@ j;
     memset(&j, 0, sizeof j);
-    j.cur = cur; j.cts = cts; j.G = G; j.gts = gts; j.GI = GI; j.T = T; j.M = M;
+    j.cur = cur; j.cts = cts; j.G = G; j.W = W; j.gts = gts; j.GI = GI; j.T = T; j.M = M;
     j.th = (@T@)th; j.lam = (@T@)lam; j.gamma = (@T@)gamma; j.reset = reset;
     j.detached = detached;
     run_@S@(&j, nthreads, 1);
@@ -310,13 +359,14 @@ def _compile() -> ctypes.CDLL:
     ptr, i64, dbl, cint = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
     for suffix in ("f32", "f64"):
         forward = getattr(lib, f"lif_forward_{suffix}")
-        forward.argtypes = [ptr, i64, ptr, ptr, ptr, i64, i64, dbl, dbl, cint, cint]
-        forward.restype = None
+        forward.argtypes = [ptr, i64, ptr, ptr, ptr, i64, i64, i64, dbl, dbl, cint, cint]
+        forward.restype = cint
         backward = getattr(lib, f"lif_backward_{suffix}")
         backward.argtypes = [
             ptr,
             i64,
             ptr,
+            i64,
             i64,
             ptr,
             i64,
@@ -389,32 +439,56 @@ def supports(current: Tensor, theta: Tensor, lam: Tensor) -> bool:
     )
 
 
-def forward(current: Tensor, theta: float, lam: float, reset: str) -> tuple[Tensor, Tensor, Tensor]:
-    """``(current, spikes [T, ...], v_final [...])`` for ``current [T, ...]``.
+def pool_width(current: Tensor) -> int:
+    """Width ``W`` of ``current [T, N, C, H, W]`` if the kernel can fuse a 2x2 max pool (H, W
+    even), else 0."""
+    if current.dim() == 5 and current.shape[-1] % 2 == 0 and current.shape[-2] % 2 == 0:
+        return int(current.shape[-1])
+    return 0
 
-    The returned ``current`` is the input with every step contiguous (the input itself unless
-    it had to be copied): ``backward`` recomputes the potentials from it, so nothing else of
-    size ``[T, ...]`` is kept for the backward pass.
+
+def forward(
+    current: Tensor, theta: float, lam: float, reset: str, *, pool: bool = False
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(current, spikes, v_final)`` for ``current [T, ...]``.
+
+    ``spikes`` is ``[T, ...]``, or with ``pool`` (``current [T, N, C, H, W]``, H and W even)
+    the spikes after a 2x2 max pool of stride 2, ``[T, N, C, H/2, W/2]``, and ``v_final`` is
+    then ``None``. The returned ``current`` is the input with every step contiguous (the input
+    itself unless it had to be copied): ``backward`` recomputes the potentials from it, so
+    nothing else of size ``[T, ...]`` is kept for the backward pass.
     """
     lib = load()
     if lib is None:
         raise RuntimeError(f"the native LIF kernel is {status()}")
+    width = pool_width(current) if pool else 0
+    if pool and not width:
+        raise ValueError(f"pooling needs [T, N, C, H, W] with even H, W; got {list(current.shape)}")
     current, cts = _step_layout(current)
-    spikes = torch.empty(current.shape, dtype=current.dtype)
-    v = torch.empty(current.shape[1:], dtype=current.dtype)
-    getattr(lib, f"lif_forward_{_suffix(current.dtype)}")(
+    steps, per_step = current.shape[0], current[0].numel()
+    if width:
+        *lead, h, w = current.shape
+        spikes = torch.empty((*lead, h // 2, w // 2), dtype=current.dtype)
+        v = None
+    else:
+        spikes = torch.empty(current.shape, dtype=current.dtype)
+        v = torch.empty(current.shape[1:], dtype=current.dtype)
+    failed = getattr(lib, f"lif_forward_{_suffix(current.dtype)}")(
         current.data_ptr(),
         cts,
-        None,
-        spikes.data_ptr(),
-        v.data_ptr(),
-        current.shape[0],
-        current[0].numel(),
+        None if width else spikes.data_ptr(),
+        None if v is None else v.data_ptr(),
+        spikes.data_ptr() if width else None,
+        width,
+        steps,
+        per_step,
         theta,
         lam,
         RESET_CODES[reset],
         torch.get_num_threads(),
     )
+    if failed:
+        raise MemoryError("the native LIF kernel could not allocate its block buffers")
     return current, spikes, v
 
 
@@ -426,17 +500,21 @@ def backward(
     gamma: float,
     reset: str,
     detached: bool,
+    *,
+    pool: bool = False,
 ) -> tuple[Tensor, float, float, float]:
     """``(dL/dI [T, ...], sum d*u, sum dL/dv*s, sum dL/du[t]*v[t-1])`` for the triangle surrogate.
 
-    ``current`` is what ``forward`` returned. The threshold gradient is
-    ``-(sum d*u)/theta - sum dL/dv*s`` (the second term is zero unless ``reset == "sub"``) and
-    the leak gradient is the third sum; ``lif_fused`` assembles them.
+    ``current`` is what ``forward`` returned; ``grad_spikes`` is the gradient of its spikes
+    (pooled ones with ``pool``). The threshold gradient is ``-(sum d*u)/theta - sum dL/dv*s``
+    (the second term is zero unless ``reset == "sub"``) and the leak gradient is the third sum;
+    ``lif_fused`` assembles them.
     """
     lib = load()
     if lib is None:
         raise RuntimeError(f"the native LIF kernel is {status()}")
     current, cts = _step_layout(current)
+    width = pool_width(current) if pool else 0
     grad_spikes, gts = _step_layout(grad_spikes.to(current.dtype))
     grad_in = torch.empty(current.shape, dtype=current.dtype)
     acc = (ctypes.c_double * 3)()
@@ -445,6 +523,7 @@ def backward(
         cts,
         grad_spikes.data_ptr(),
         gts,
+        width,
         grad_in.data_ptr(),
         current.shape[0],
         current[0].numel(),
@@ -457,5 +536,5 @@ def backward(
         ctypes.cast(acc, ctypes.c_void_p),
     )
     if failed:
-        raise MemoryError("the native LIF kernel could not allocate its step buffer")
+        raise MemoryError("the native LIF kernel could not allocate its block buffers")
     return grad_in, acc[0], acc[1], acc[2]

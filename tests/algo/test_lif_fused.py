@@ -17,6 +17,7 @@ import torch
 
 from algo import lif_native
 from algo.lif_fused import RESETS, lif_fused
+from algo.lif_pool import LIFMaxPool
 from algo.models import build_snn
 from algo.neurons import LIF, lif_sequence
 from algo.surrogate import SURROGATES, get_surrogate
@@ -207,3 +208,53 @@ def test_lif_layer_runs_the_native_kernel_by_default(monkeypatch):
     calls.clear()
     LIF(0.5, 0.9, surrogate="fast_sigmoid")(current).sum().backward()
     assert calls == [], "only the triangle surrogate runs in the kernel"
+
+
+def _pool_run(fused: bool, current, grad_out, reset, detach, threshold=0.9):
+    lif = LIF(threshold, 0.85, reset, detach_reset=detach, fused=fused)
+    layer = LIFMaxPool(lif)
+    c = current.detach()[0].clone() if current.stride(0) == 0 else current.clone()
+    c.requires_grad_()
+    inp = c.unsqueeze(0).expand(*current.shape) if current.stride(0) == 0 else c
+    out = layer(inp)
+    (out * grad_out).sum().backward()
+    return out.detach(), c.grad, lif.threshold.grad, lif.leak.grad
+
+
+@pytest.mark.parametrize("expand", [False, True])
+@pytest.mark.parametrize(("reset", "detach"), [("sub", False), ("zero", False), ("sub", True)])
+def test_lif_maxpool_equals_lif_then_max_pool2d(reset, detach, expand):
+    """The pooled kernel: pooled spikes and input gradients bit-identical to the reference LIF
+    followed by ``F.max_pool2d`` (ties, all-silent windows and multi-spike windows included)."""
+    steps, batch, channels, height, width = 5, 6, 7, 12, 10
+    gen = torch.Generator().manual_seed(17)
+    shape = (batch, channels, height, width)
+    current = torch.rand(*shape if expand else (steps, *shape), generator=gen) * 1.2 - 0.1
+    if expand:
+        current = current.unsqueeze(0).expand(steps, *shape)
+    grad_out = torch.randn(steps, batch, channels, height // 2, width // 2, generator=gen)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        calls = []
+        with pytest.MonkeyPatch.context() as mp:
+            real = lif_native.forward
+            mp.setattr(lif_native, "forward", lambda *a, **k: calls.append(k) or real(*a, **k))
+            got = _pool_run(True, current, grad_out, reset, detach)
+        assert calls == [{"pool": True}], "the pooled kernel ran"
+        ref = _pool_run(False, current, grad_out, reset, detach)
+    finally:
+        torch.set_num_threads(threads)
+    windows = ref[0].numel()
+    assert 0 < int(ref[0].sum()) < windows, "some windows must spike, some stay silent"
+    assert torch.equal(got[0], ref[0]), "pooled spikes"
+    assert torch.equal(got[1], ref[1]), "input-current gradient"
+    assert int((ref[1] != 0).sum()) > ref[1].numel() // 20, "too few gradients compared"
+    # sums of ~10^4 terms of either sign: the reference's float32 sum carries ~1e-6 absolute error
+    for name, a, b in (("threshold", got[2], ref[2]), ("leak", got[3], ref[3])):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5), f"{name}: {a} vs {b}"
+
+
+def test_lif_maxpool_refuses_a_non_5d_input():
+    with pytest.raises(ValueError, match="T, N, C, H, W"):
+        LIFMaxPool(LIF())(torch.zeros(2, 3, 4))
