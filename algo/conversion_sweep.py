@@ -13,6 +13,7 @@ records accuracy, spikes and synaptic operations per sample. Writes ``OUT/result
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -73,6 +74,17 @@ def parser() -> argparse.ArgumentParser:
         help="comma list of T measured on the whole test set even with --curve-samples",
     )
     add("--seed", type=int, default=0)
+    add(
+        "--merge",
+        metavar="DIR,...",
+        help="no training: merge these sweep outputs into --out (results, table, plot)",
+    )
+    add(
+        "--merge-whole",
+        default="",
+        metavar="DIR,...",
+        help="with --merge: runs on the whole test set, shown as stars and extra table rows",
+    )
     add(
         "--ann-dir",
         metavar="DIR",
@@ -197,8 +209,9 @@ def table(results: dict[str, Any]) -> str:
         "synaptic ops / sample | bit-exact |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    whole = results.get("whole_test_set", {})
     for name, entry in results["variants"].items():
-        for row in entry["rows"]:
+        for row in [*entry["rows"], *whole.get(name, [])]:
             lines.append(
                 f"| {name} | {row['timesteps']} | "
                 f"{row.get('test_samples', results['test_samples']):,} | "
@@ -211,7 +224,10 @@ def table(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> Path:
-    """Golden accuracy (solid) and float-SNN accuracy (dashed) against T; ops per sample."""
+    """Golden accuracy (solid) and float-SNN accuracy (dashed) against T; ops per sample.
+
+    ``results["whole_test_set"]`` (optional, ``{variant: [row, ...]}``, merged from runs on the
+    whole test set while the curves use a subset) adds their golden accuracies as stars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -225,6 +241,8 @@ def plot(results: dict[str, Any], path: Path) -> Path:
         ax.plot(ts, [100 * r["float_snn"] for r in entry["rows"]], "--", color=color, lw=0.8)
         ax.axhline(100 * entry["ann_accuracy"], color=color, ls=":", lw=0.8)
         ax_ops.plot(ts, [r["synaptic_ops_per_sample"] for r in entry["rows"]], "o-", color=color)
+        for row in results.get("whole_test_set", {}).get(name, []):  # merged runs: stars
+            ax.plot(row["timesteps"], 100 * row["golden"], "*", color=color, ms=11, mec="k")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("time steps T")
     ax.set_ylabel("test accuracy (%)")
@@ -247,8 +265,42 @@ def plot(results: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def merge(curves: list[Path], whole: list[Path], out: Path) -> int:
+    """Merge sweep outputs: every variant of the ``curves`` runs (later runs win), and the rows
+    of the ``whole`` runs (the same ANNs measured on the whole test set, ``--ann-dir``) as
+    ``whole_test_set``; writes ``out/results.json``, ``results.md`` and the plot."""
+    from algo.sweep_report import exit_status, write_results
+
+    def load(path: Path) -> dict[str, Any]:
+        file = path / "results.json"
+        if not file.is_file():
+            raise SystemExit(f"error: --merge: no results.json in {path}")
+        return json.loads(file.read_text())
+
+    if not curves:
+        raise SystemExit("error: --merge needs at least one sweep output directory")
+    runs = [load(path) for path in curves]
+    results = {k: v for k, v in runs[0].items() if k != "variants"}
+    results["command"] = [run["command"] for run in runs]
+    results["variants"] = {name: e for run in runs for name, e in run["variants"].items()}
+    results["whole_test_set"] = {}
+    for run in map(load, whole):
+        results["command"].append(run["command"])
+        for name, entry in run["variants"].items():
+            results["whole_test_set"].setdefault(name, []).extend(entry["rows"])
+    write_results(out, results, table)
+    plot(results, out / "accuracy_vs_T.png")
+    print(table(results))
+    rows = [r for e in results["variants"].values() for r in e["rows"]]
+    return exit_status(rows + [r for rs in results["whole_test_set"].values() for r in rs])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.merge:
+        paths = [Path(p) for p in args.merge.split(",") if p.strip()]
+        wholes = [Path(p) for p in args.merge_whole.split(",") if p.strip()]
+        return merge(paths, wholes, Path(args.out))
     started = time.perf_counter()
     import torch
 

@@ -307,3 +307,13 @@ def test_sweep_ann_dir_reuses_the_trained_ann_and_refuses_other_settings(tmp_pat
     assert rows[0]["float_thresholds"] == rows[1]["float_thresholds"]
     with pytest.raises(SystemExit, match="was trained with"):
         conversion_sweep.main([*base[:-1], "2", "--out", str(tmp_path / "c")])
+    merged = tmp_path / "merged"  # --merge: a's curve, b's rows as the whole-test-set points
+    argv = ["--merge", str(tmp_path / "a"), "--merge-whole", str(tmp_path / "b")]
+    assert conversion_sweep.main([*argv, "--out", str(merged)]) == 0
+    results = json.loads((merged / "results.json").read_text())
+    assert results["variants"]["ecc"]["rows"] == rows[0]["rows"]
+    assert results["whole_test_set"] == {"ecc": rows[1]["rows"]}
+    assert (merged / "results.md").read_text().count("| ecc | 2 | 40 |") == 2
+    assert (merged / "accuracy_vs_T.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match=r"no results\.json"):
+        conversion_sweep.main(["--merge", str(tmp_path / "c"), "--out", str(merged)])
