@@ -43,18 +43,27 @@ def _machine() -> dict[str, Any]:
 
 
 def ratios(train: list[dict[str, Any]], peers: list[str]) -> list[dict[str, Any]]:
-    """Per (workload, T): spikeforge's throughput over the fastest measured peer's."""
+    """Per (workload, T): spikeforge's throughput over the fastest peer's, two ways.
+
+    ``ratio`` is the issue's definition: against the peers as their documentation writes the
+    network (``snntorch``, ``spikingjelly``, ``norse``); ``ratio_variant`` is against the
+    fastest of all measured peer variants, ``+hoist`` included.
+    """
     rows = []
     keys = sorted({(f["workload"], f["timesteps"]) for f in train}, key=lambda k: (k[0], k[1]))
     for workload, steps in keys:
         here = {
             f["contender"]: f for f in train if (f["workload"], f["timesteps"]) == (workload, steps)
         }
-        measured = [p for p in here if p.split("+")[0] in peers]
-        if "spikeforge" not in here or not measured:
+        plain = [p for p in here if p in peers]
+        variants = [p for p in here if p.split("+")[0] in peers]
+        if "spikeforge" not in here or not plain:
             continue
-        best = max(measured, key=lambda p: here[p]["samples_per_s"])
-        ratio = here["spikeforge"]["samples_per_s"] / here[best]["samples_per_s"]
+        ours = here["spikeforge"]["samples_per_s"]
+        best = max(plain, key=lambda p: here[p]["samples_per_s"])
+        best_variant = max(variants, key=lambda p: here[p]["samples_per_s"])
+        ratio = ours / here[best]["samples_per_s"]
+        ratio_variant = ours / here[best_variant]["samples_per_s"]
         rows.append(
             {
                 "workload": workload,
@@ -62,6 +71,9 @@ def ratios(train: list[dict[str, Any]], peers: list[str]) -> list[dict[str, Any]
                 "fastest_peer": best,
                 "ratio": ratio,
                 "target_met": ratio >= TARGET,
+                "fastest_variant": best_variant,
+                "ratio_variant": ratio_variant,
+                "target_met_variant": ratio_variant >= TARGET,
             }
         )
     return rows
@@ -148,16 +160,19 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {workload} | {steps} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"spikeforge / fastest peer (target >= {TARGET}x):",
+        f"spikeforge / fastest peer (target >= {TARGET}x): against the peers as the issue "
+        "defines them, and against the fastest variant `+hoist` included:",
         "",
-        "| workload | T | fastest peer | ratio | target |",
-        "|---|---|---|---|---|",
+        "| workload | T | fastest peer | ratio | target | fastest variant | ratio | target |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in report["train_ratios"]:
         met = "met" if r["target_met"] else "**not met**"
+        met_variant = "met" if r["target_met_variant"] else "**not met**"
         lines.append(
             f"| {r['workload']} | {r['timesteps']} | {r['fastest_peer']} | "
-            f"{r['ratio']:.2f}x | {met} |"
+            f"{r['ratio']:.2f}x | {met} | {r['fastest_variant']} | "
+            f"{r['ratio_variant']:.2f}x | {met_variant} |"
         )
     infer = report["infer"]
     engines = list(dict.fromkeys(f["engine"] for f in infer))

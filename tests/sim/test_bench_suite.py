@@ -18,7 +18,7 @@ def _fig(contender, workload, steps, sps, peak=None):
     }  # fmt: skip
 
 
-def test_ratio_is_against_the_fastest_peer_variant():
+def test_ratio_is_against_the_fastest_peer_and_the_fastest_variant():
     train = [
         _fig("spikeforge", "mlp", 5, 300.0),
         _fig("snntorch", "mlp", 5, 100.0),
@@ -27,8 +27,10 @@ def test_ratio_is_against_the_fastest_peer_variant():
         _fig("spikeforge-reference", "mlp", 5, 900.0),  # not a peer
     ]
     (row,) = bench_suite.ratios(train, ["snntorch", "spikingjelly", "norse"])
-    assert row["fastest_peer"] == "spikingjelly+hoist"
-    assert row["ratio"] == pytest.approx(1.2) and not row["target_met"]
+    assert row["fastest_peer"] == "spikingjelly"  # the peers: no +hoist
+    assert row["ratio"] == pytest.approx(2.0) and row["target_met"]
+    assert row["fastest_variant"] == "spikingjelly+hoist"
+    assert row["ratio_variant"] == pytest.approx(1.2) and not row["target_met_variant"]
 
 
 def test_markdown_lists_missing_peers_and_every_table():
@@ -54,7 +56,7 @@ def test_markdown_lists_missing_peers_and_every_table():
     md = bench_suite.markdown(report)
     assert "not installed, not measured**: ImportError: h5py" in md
     assert "| mlp | 5 | 300.0 (12) | 100.0 |" in md
-    assert "| mlp | 5 | snntorch | 3.00x | met |" in md
+    assert "| mlp | 5 | snntorch | 3.00x | met | snntorch | 3.00x | met |" in md
     assert "| 4 | 100 | 50 | 0.50 |" in md and "| chip (a) | 10 | 1.00 | 10 |" in md
 
 
