@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,6 +47,7 @@ from torch import Tensor, nn
 from algo import bittrue
 from algo.data import Dataset
 from algo.encoding import get_encoder
+from algo.epoch_loop import run_epochs
 from algo.models import SNN, LayerSpec, SpikingLayer, parse_arch
 from algo.neurons import LIF, Accumulator
 from algo.pipeline import (
@@ -287,39 +287,29 @@ def train_bntt(
     )
     milestones = sorted({max(1, round(epochs * f)) for f in (0.5, 0.7, 0.9)})
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones, gamma=0.1)
-    rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
-    x_all, y_all = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
-    for epoch in range(epochs):
-        net.train()
-        start, total_loss, correct = time.perf_counter(), 0.0, 0
-        order = torch.as_tensor(rng.permutation(len(y_all)))
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            logits = net(net.encode(x_all[idx], generator))
-            loss = F.cross_entropy(logits, y_all[idx])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total_loss += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == y_all[idx]).sum())
-        schedule.step()
-        record: dict[str, Any] = {
-            "phase": "bntt",
-            "mode": "float",
-            "epoch": epoch + 1,
-            "loss": total_loss / len(y_all),
-            "train_acc": correct / len(y_all),
-            "seconds": time.perf_counter() - start,
-        }
-        if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
-            record["test_acc"] = accuracy(net, data.x_test, data.y_test, seed=trainer.eval_seed)
-        trainer.history.append(record)
-        trainer.log(
-            f"bntt epoch {epoch + 1}/{epochs}: loss {record['loss']:.4f}, train "
-            f"{record['train_acc']:.4f}, test {record.get('test_acc', math.nan):.4f} "
-            f"({record['seconds']:.1f} s)"
-        )
+
+    def batch_step(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, float]:
+        logits = net(net.encode(x, generator))
+        loss = F.cross_entropy(logits, y)
+        return loss, logits, float(loss.detach()) * len(y)
+
+    run_epochs(
+        net,
+        torch.as_tensor(data.x_train),
+        torch.as_tensor(data.y_train),
+        trainer,
+        epochs=epochs,
+        optimiser=optimiser,
+        schedule=schedule,
+        batch_size=batch_size,
+        seed=seed,
+        batch_step=batch_step,
+        test_accuracy=lambda: accuracy(net, data.x_test, data.y_test, seed=trainer.eval_seed),
+        phase="bntt",
+        label="bntt",
+        eval_every=eval_every,
+    )
 
 
 # ------------------------------------------------------------------------------------------

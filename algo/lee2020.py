@@ -43,10 +43,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -56,6 +54,7 @@ from torch import Tensor, nn
 from algo import bittrue
 from algo.data import Dataset
 from algo.encoding import PoissonEncoder
+from algo.epoch_loop import run_epochs
 from algo.models import LEAK_FRAC, SNN, SpikingLayer, parse_arch
 from algo.neurons import LIF
 from algo.pipeline import (
@@ -422,43 +421,32 @@ def train_lee(
     optimiser = torch.optim.SGD(net.parameters(), lr=lr, weight_decay=weight_decay)
     milestones = sorted({max(1, round(epochs * f / 150)) for f in (70, 100, 125)})
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones, gamma=0.2)
-    rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     scale = data.scale * rate
-    x_all = torch.as_tensor(data.x_train).reshape(len(data.x_train), *net.input_shape)
-    y_all = torch.as_tensor(data.y_train)
-    for epoch in range(epochs):
-        net.train()
-        start, total_loss, correct = time.perf_counter(), 0.0, 0
-        order = torch.as_tensor(rng.permutation(len(y_all)))
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            output = net(poisson_trains(x_all[idx], scale, net.timesteps, generator))
-            loss = mse_half_sum(output, y_all[idx])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total_loss += float(loss.detach())
-            correct += int((output.argmax(1) == y_all[idx]).sum())
-        schedule.step()
-        record: dict[str, Any] = {
-            "phase": f"lee2020-{net.gradient}",
-            "mode": "float",
-            "epoch": epoch + 1,
-            "loss": total_loss / len(y_all),
-            "train_acc": correct / len(y_all),
-            "seconds": time.perf_counter() - start,
-        }
-        if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
-            record["test_acc"] = accuracy(
-                net, data.x_test, data.y_test, scale, seed=trainer.eval_seed
-            )
-        trainer.history.append(record)
-        trainer.log(
-            f"lee2020 ({net.gradient}) epoch {epoch + 1}/{epochs}: loss {record['loss']:.4f}, "
-            f"train {record['train_acc']:.4f}, test {record.get('test_acc', math.nan):.4f} "
-            f"({record['seconds']:.1f} s)"
-        )
+
+    def batch_step(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, float]:
+        output = net(poisson_trains(x, scale, net.timesteps, generator))
+        loss = mse_half_sum(output, y)
+        return loss, output, float(loss.detach())
+
+    run_epochs(
+        net,
+        torch.as_tensor(data.x_train).reshape(len(data.x_train), *net.input_shape),
+        torch.as_tensor(data.y_train),
+        trainer,
+        epochs=epochs,
+        optimiser=optimiser,
+        schedule=schedule,
+        batch_size=batch_size,
+        seed=seed,
+        batch_step=batch_step,
+        test_accuracy=lambda: accuracy(
+            net, data.x_test, data.y_test, scale, seed=trainer.eval_seed
+        ),
+        phase=f"lee2020-{net.gradient}",
+        label=f"lee2020 ({net.gradient})",
+        eval_every=eval_every,
+    )
 
 
 # ------------------------------------------------------------------------------------------
