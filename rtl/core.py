@@ -781,6 +781,10 @@ class Core(wiring.Component):
             out_kind, out_group = kind, group
         spikes, v_next = [], []
         for lane in range(p.lanes):
+            if lane >= p.n_neurons:  # a lane of no neuron in any group (G == 1): no unit,
+                spikes.append(Const(0, 1))  # its v stays 0 (CLEAR, memory init; no cfg write)
+                v_next.append(Const(0, signed(p.v_bits)))
+                continue
             unit = NeuronUpdate(
                 v_bits=p.v_bits,
                 acc_bits=p.acc_bits,
