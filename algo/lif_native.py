@@ -231,9 +231,7 @@ static void run_@S@(job_@S@ *base, int nthreads, int backward) {
     pthread_t tid[MAXTHREADS];
     int started[MAXTHREADS];
     const int64_t M = base->M / unit_@S@(base);  /* units */
-    if (nthreads > MAXTHREADS) nthreads = MAXTHREADS;
-    if (nthreads > base->M / MINPERTHREAD) nthreads = (int)(base->M / MINPERTHREAD);
-    if (nthreads < 1) nthreads = 1;
+    nthreads = lif_threads(base->M, base->T, nthreads);
     int64_t chunk = (M + nthreads - 1) / nthreads;
     if (!base->W) chunk = (chunk + 15) / 16 * 16;
     for (int k = 0; k < nthreads; k++) {
@@ -291,7 +289,15 @@ _HEADER = r"""
 
 #define BLK 256
 #define MAXTHREADS 64
-#define MINPERTHREAD 4096
+#define MINWORK (1 << 18)
+
+/* threads used for M neurons over T steps: a thread costs tens of microseconds to start
+   (milliseconds on a loaded machine), so each gets at least MINWORK neuron-steps */
+int lif_threads(int64_t M, int64_t T, int nthreads) {
+    if (nthreads > MAXTHREADS) nthreads = MAXTHREADS;
+    if (nthreads > M * T / MINWORK) nthreads = (int)(M * T / MINWORK);
+    return nthreads < 1 ? 1 : nthreads;
+}
 """
 
 _SOURCE = _HEADER + "".join(
@@ -357,6 +363,8 @@ def _compile() -> ctypes.CDLL:
             os.replace(built, library)  # atomic: concurrent processes never load a partial file
     lib = ctypes.CDLL(str(library))
     ptr, i64, dbl, cint = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
+    lib.lif_threads.argtypes = [i64, i64, cint]
+    lib.lif_threads.restype = cint
     for suffix in ("f32", "f64"):
         forward = getattr(lib, f"lif_forward_{suffix}")
         forward.argtypes = [ptr, i64, ptr, ptr, ptr, i64, i64, i64, dbl, dbl, cint, cint]
@@ -437,6 +445,14 @@ def supports(current: Tensor, theta: Tensor, lam: Tensor) -> bool:
         and current.dim() >= 1
         and load() is not None
     )
+
+
+def threads_for(current: Tensor) -> int:
+    """How many threads the kernel runs ``current [T, ...]`` on (at most torch's setting)."""
+    lib = load()
+    if lib is None:
+        raise RuntimeError(f"the native LIF kernel is {status()}")
+    return int(lib.lif_threads(current[0].numel(), current.shape[0], torch.get_num_threads()))
 
 
 def pool_width(current: Tensor) -> int:

@@ -164,7 +164,7 @@ def _native_or_loop(native: bool, current, theta, lam, reset, detach, grad_out):
 def test_native_kernel_equals_torch_loop_and_reference(reset, detach, expand, dtype):
     """Several blocks per thread, a ragged last block, two threads, and a hoisted (expanded)
     input: spikes, potentials and input gradients bit-identical to both torch paths."""
-    steps, batch, features = 7, 33, 517  # 17,061 neurons a step: two threads, 67 blocks
+    steps, batch, features = 7, 33, 2300  # 75,900 neurons a step: two threads, ragged blocks
     gen = torch.Generator().manual_seed(13)
     shape = (batch, features) if expand else (steps, batch, features)
     current = torch.randn(*shape, generator=gen, dtype=dtype) * 0.8 + 0.5
@@ -175,6 +175,7 @@ def test_native_kernel_equals_torch_loop_and_reference(reset, detach, expand, dt
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
+        assert lif_native.threads_for(current) == 2
         native = _native_or_loop(True, current, theta, lam, reset, detach, grad_out)
         loop = _native_or_loop(False, current, theta, lam, reset, detach, grad_out)
     finally:
@@ -226,7 +227,7 @@ def _pool_run(fused: bool, current, grad_out, reset, detach, threshold=0.9):
 def test_lif_maxpool_equals_lif_then_max_pool2d(reset, detach, expand):
     """The pooled kernel: pooled spikes and input gradients bit-identical to the reference LIF
     followed by ``F.max_pool2d`` (ties, all-silent windows and multi-spike windows included)."""
-    steps, batch, channels, height, width = 5, 6, 7, 12, 10
+    steps, batch, channels, height, width = 8, 16, 32, 14, 10  # two threads, ragged blocks
     gen = torch.Generator().manual_seed(17)
     shape = (batch, channels, height, width)
     current = torch.rand(*shape if expand else (steps, *shape), generator=gen) * 1.2 - 0.1
@@ -236,6 +237,7 @@ def test_lif_maxpool_equals_lif_then_max_pool2d(reset, detach, expand):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
+        assert lif_native.threads_for(current) == 2
         calls = []
         with pytest.MonkeyPatch.context() as mp:
             real = lif_native.forward
