@@ -248,7 +248,8 @@ def plot(results: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(
-        f"{results['dataset']}: golden model (solid), float SNN (dashed), ANN (dotted)",
+        f"{results['dataset']}: golden model (solid), float SNN (dashed), ANN (dotted)"
+        + (", stars: whole test set" if results.get("whole_test_set") else ""),
         fontsize=9,
     )
     ax.legend(loc="lower right")
