@@ -53,6 +53,9 @@ FF_CELLS = ("TRELLIS_FF",)
 BRAM_CELLS = ("DP16KD",)
 DSP_CELLS = ("MULT18X18D",)
 LUTRAM_CELLS = ("TRELLIS_DPR16X4",)
+#: Yosys' block-RAM mappings on ECP5: both become DP16KD cells (``$__PDPW16KD_`` is its
+#: 36-bit-wide pseudo-dual-port mode, chosen for shallow wide memories).
+BRAM_MAPPINGS = ("$__DP16KD_", "$__PDPW16KD_")
 
 
 class SynthError(RuntimeError):
@@ -507,7 +510,7 @@ def weight_checks(
     checks = [
         Check(
             "weight memories mapped to DP16KD",
-            bool(weights) and all("DP16KD" in how for how in weights.values()),
+            bool(weights) and all(how in BRAM_MAPPINGS for how in weights.values()),
             ", ".join(f"{n} via {h}" for n, h in sorted(weights.items())) or "none found",
         ),
         Check(

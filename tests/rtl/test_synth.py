@@ -162,6 +162,10 @@ def test_weight_checks_pass_for_block_ram_weights():
     in_bram, checks = weight_checks(_design(), cells, mapping, per_memory)
     assert in_bram == 24
     assert all(c.ok for c in checks), checks
+    # A shallow wide weight memory (the digits chip's last core) maps to the wide mode.
+    wide = {**mapping, "synth_top.dut.core2.weight_mem": "$__PDPW16KD_"}
+    _, checks = weight_checks(_design(), cells, wide, per_memory)
+    assert all(c.ok for c in checks), checks
 
 
 def test_weight_checks_fail_for_lut_ram_or_too_few_block_rams():
