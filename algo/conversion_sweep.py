@@ -374,18 +374,21 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         done = C.convert(variant, ann, data.x_train, template, settings, reset=RESET[name])
         convert_seconds = time.perf_counter() - t0
-        print(f"{name}: thresholds {[round(t, 4) for t in done.thresholds]}")
+        # ECC with a percentile lambda is its own entry (and bundle directory): ecc-p99.99
+        percentile_lambda = variant == "ecc" and args.lambda_percentile != 100.0
+        entry = f"{name}-p{args.lambda_percentile:g}" if percentile_lambda else name
+        print(f"{entry}: thresholds {[round(t, 4) for t in done.thresholds]}")
         rows = sweep(
             done,
             data,
             timesteps,
             out,
             args.seed + 1234,
-            name,
+            entry,
             curve_samples=args.curve_samples,
             full_timesteps=frozenset(_ints(args.full_timesteps) if args.full_timesteps else ()),
         )
-        results["variants"][name] = {
+        results["variants"][entry] = {
             "encoding": encodings[name],
             "reset": RESET[name],
             "ann_accuracy": ann_accuracy,

@@ -315,5 +315,10 @@ def test_sweep_ann_dir_reuses_the_trained_ann_and_refuses_other_settings(tmp_pat
     assert results["whole_test_set"] == {"ecc": rows[1]["rows"]}
     assert (merged / "results.md").read_text().count("| ecc | 2 | 40 |") == 2
     assert (merged / "accuracy_vs_T.png").stat().st_size > 0
+    pct = ["--lambda-percentile", "99.9", "--variants", "ecc,percentile"]  # its own entry
+    assert conversion_sweep.main([*base, *pct, "--out", str(tmp_path / "p")]) == 0
+    variants = json.loads((tmp_path / "p" / "results.json").read_text())["variants"]
+    assert list(variants) == ["ecc-p99.9", "percentile"]
+    assert (tmp_path / "p" / "ecc-p99.9" / "T2" / "manifest.json").exists()
     with pytest.raises(SystemExit, match=r"no results\.json"):
         conversion_sweep.main(["--merge", str(tmp_path / "c"), "--out", str(merged)])
