@@ -82,6 +82,7 @@ class _LIFSequence(torch.autograd.Function):
         ctx.surrogate = surrogate
         ctx.reset = reset
         ctx.detach_reset = detach_reset
+        ctx.set_materialize_grads(False)  # no zero-filled gradient for v_final (never used)
         ctx.native = type(surrogate) is Triangle and lif_native.supports(current, theta, lam)
         if ctx.native:
             kept, spikes, v = lif_native.forward(current, theta.item(), lam.item(), reset)
@@ -113,6 +114,8 @@ class _LIFSequence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spikes: Tensor, _grad_v: Tensor | None):
+        if grad_spikes is None:  # the spikes were not used
+            return None, None, None, None, None, None
         u_seq, theta, lam = ctx.saved_tensors
         reset, detached = ctx.reset, ctx.detach_reset
         want_theta, want_lam = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
