@@ -336,8 +336,10 @@ class Model:
     def _input_current(self, plan: _LayerPlan, flat: np.ndarray, index: int) -> np.ndarray:
         """Exact ``s = W·x`` for every row of ``flat``, in the plan's ``sums`` dtype."""
         layer, rows = plan.layer, flat.shape[0]
-        if plan.engine == "int64" or layer.kind != "linear":
+        if plan.engine == "int64":
             return synaptic_input(layer, flat, plan.engine, out_dtype=plan.sums)
+        if layer.kind == "conv2d":
+            return self._conv_current(plan, flat, index)
         x_f = self._buffer(f"x{index}", flat.shape, plan.engine)
         np.copyto(x_f, flat, casting="unsafe")
         s_f = self._buffer(f"s{index}", (rows, layer.n_out), plan.engine)
@@ -345,6 +347,31 @@ class Model:
         s = self._buffer(f"s_int{index}", s_f.shape, plan.sums)
         np.copyto(s, s_f, casting="unsafe")  # exact: every value is an integer below the bound
         return s
+
+    def _conv_current(self, plan: _LayerPlan, flat: np.ndarray, index: int) -> np.ndarray:
+        """``_input_current`` of a conv layer: im2col into reused buffers, one matrix product.
+
+        The same columns as ``_conv_columns`` (``[B, Ho, Wo, C*kh*kw]``), the result in
+        ``[B, O, Ho, Wo]`` order, flattened.
+        """
+        layer, rows = plan.layer, flat.shape[0]
+        c, h, w = layer.in_shape
+        kh, kw = layer.weight.shape[2:]
+        (ph, pw), (sh, sw) = layer.padding, layer.stride
+        padded = self._buffer(f"p{index}", (rows, c, h + 2 * ph, w + 2 * pw), plan.engine)
+        padded[:, :, :ph], padded[:, :, ph + h :] = 0, 0
+        padded[:, :, :, :pw], padded[:, :, :, pw + w :] = 0, 0
+        np.copyto(padded[:, :, ph : ph + h, pw : pw + w], flat.reshape(rows, c, h, w), "unsafe")
+        windows = sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+        ho, wo = windows.shape[2:4]
+        cols = self._buffer(f"c{index}", (rows, ho, wo, c, kh, kw), plan.engine)
+        np.copyto(cols, windows.transpose(0, 2, 3, 1, 4, 5))
+        n_cols, out_c = rows * ho * wo, layer.weight.shape[0]
+        s_f = self._buffer(f"s{index}", (n_cols, out_c), plan.engine)
+        np.matmul(cols.reshape(n_cols, c * kh * kw), plan.matrix, out=s_f)
+        s = self._buffer(f"s_int{index}", (rows, out_c, ho, wo), plan.sums)
+        np.copyto(s, s_f.reshape(rows, ho, wo, out_c).transpose(0, 3, 1, 2), casting="unsafe")
+        return s.reshape(rows, -1)
 
     def _shift_and_bias(self, plan: _LayerPlan, s: np.ndarray, index: int) -> np.ndarray:
         """``a = (s >> input_shift) + bias`` in the state dtype."""
