@@ -206,6 +206,13 @@ class _LayerPlan:
     fan_out: np.ndarray | None
 
 
+def _kernel_rows(weight: np.ndarray) -> np.ndarray:
+    """Weights as ``[n_out, fan_in]``; conv kernels in ``(kh, kw, C)`` order (for ``Model``)."""
+    if weight.ndim == 4:
+        weight = weight.transpose(0, 2, 3, 1)
+    return weight.reshape(weight.shape[0], -1)
+
+
 def _plan(layer: Layer, max_abs_input: int, extra_bound: int = 0) -> _LayerPlan:
     bound = max(sum_bound(layer.weight, max_abs_input), extra_bound)
     engine, state = exact_engine(bound), state_dtype(layer, bound)
@@ -216,7 +223,7 @@ def _plan(layer: Layer, max_abs_input: int, extra_bound: int = 0) -> _LayerPlan:
         engine=engine,
         sums=state if bound < 2**31 else np.int64,
         state=state,
-        matrix=np.ascontiguousarray(layer.weight.reshape(layer.weight.shape[0], -1).T, engine),
+        matrix=np.ascontiguousarray(_kernel_rows(layer.weight).T, engine),
         theta=layer.theta_vector().astype(state),
         bias=bias.astype(state) if bias.any() else None,
         fan_out=(
@@ -351,24 +358,25 @@ class Model:
     def _conv_current(self, plan: _LayerPlan, flat: np.ndarray, index: int) -> np.ndarray:
         """``_input_current`` of a conv layer: im2col into reused buffers, one matrix product.
 
-        The same columns as ``_conv_columns`` (``[B, Ho, Wo, C*kh*kw]``), the result in
-        ``[B, O, Ho, Wo]`` order, flattened.
+        Channels-last (``[B, H, W, C]``) so every window row copies contiguous channels; the
+        columns are ``(kh, kw, C)``-ordered like ``plan.matrix``; the result is ``[B, O, Ho, Wo]``.
         """
         layer, rows = plan.layer, flat.shape[0]
         c, h, w = layer.in_shape
         kh, kw = layer.weight.shape[2:]
         (ph, pw), (sh, sw) = layer.padding, layer.stride
-        padded = self._buffer(f"p{index}", (rows, c, h + 2 * ph, w + 2 * pw), plan.engine)
-        padded[:, :, :ph], padded[:, :, ph + h :] = 0, 0
-        padded[:, :, :, :pw], padded[:, :, :, pw + w :] = 0, 0
-        np.copyto(padded[:, :, ph : ph + h, pw : pw + w], flat.reshape(rows, c, h, w), "unsafe")
-        windows = sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-        ho, wo = windows.shape[2:4]
-        cols = self._buffer(f"c{index}", (rows, ho, wo, c, kh, kw), plan.engine)
-        np.copyto(cols, windows.transpose(0, 2, 3, 1, 4, 5))
+        padded = self._buffer(f"p{index}", (rows, h + 2 * ph, w + 2 * pw, c), plan.engine)
+        padded[:, :ph], padded[:, ph + h :] = 0, 0
+        padded[:, :, :pw], padded[:, :, pw + w :] = 0, 0
+        interior = flat.reshape(rows, c, h, w).transpose(0, 2, 3, 1)
+        np.copyto(padded[:, ph : ph + h, pw : pw + w], interior, casting="unsafe")
+        windows = sliding_window_view(padded, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
+        ho, wo = windows.shape[1:3]
+        cols = self._buffer(f"c{index}", (rows, ho, wo, kh, kw, c), plan.engine)
+        np.copyto(cols, windows.transpose(0, 1, 2, 4, 5, 3))
         n_cols, out_c = rows * ho * wo, layer.weight.shape[0]
         s_f = self._buffer(f"s{index}", (n_cols, out_c), plan.engine)
-        np.matmul(cols.reshape(n_cols, c * kh * kw), plan.matrix, out=s_f)
+        np.matmul(cols.reshape(n_cols, kh * kw * c), plan.matrix, out=s_f)
         s = self._buffer(f"s_int{index}", (rows, out_c, ho, wo), plan.sums)
         np.copyto(s, s_f.reshape(rows, ho, wo, out_c).transpose(0, 3, 1, 2), casting="unsafe")
         return s.reshape(rows, -1)
