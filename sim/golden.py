@@ -166,18 +166,19 @@ def synaptic_input(
     return s.reshape(batch, -1).astype(out_dtype)
 
 
-def _synaptic_ops(layer: Layer, event_counts: np.ndarray, fan_out: np.ndarray | None = None) -> int:
-    """Σ over input events of their non-zero fan-out, from per-position event counts.
-
-    ``fan_out``: the per-input non-zero counts of a linear layer, if already computed.
-    """
+def _fan_out(layer: Layer) -> np.ndarray:
+    """Non-zero weights per input (linear) or the 0/1 kernel of non-zero weights (conv), int64."""
     if layer.kind == "linear":
-        if fan_out is None:
-            fan_out = np.count_nonzero(layer.weight, axis=0).astype(np.int64)
+        return np.count_nonzero(layer.weight, axis=0).astype(np.int64)
+    return (layer.weight != 0).astype(np.int64)
+
+
+def _synaptic_ops(layer: Layer, event_counts: np.ndarray, fan_out: np.ndarray) -> int:
+    """Σ over input events of their non-zero fan-out, from per-position event counts."""
+    if layer.kind == "linear":
         return int(event_counts.reshape(-1).astype(np.int64) @ fan_out)
-    nonzero = (layer.weight != 0).astype(np.int64)
-    bound = sum_bound(nonzero, int(event_counts.max()))
-    s = synaptic_input(layer, event_counts[None], exact_engine(bound), weight=nonzero)
+    bound = sum_bound(fan_out, int(event_counts.max()))
+    s = synaptic_input(layer, event_counts[None], exact_engine(bound), weight=fan_out)
     return int(s.sum())
 
 
@@ -189,21 +190,20 @@ def _synaptic_ops(layer: Layer, event_counts: np.ndarray, fan_out: np.ndarray | 
 class _LayerPlan:
     """What one layer's evaluation needs, computed once from the bundle.
 
-    ``bound`` is the largest |s| the layer's inputs can produce; ``engine`` the dtype of its
-    matrix product; ``sums`` the integer dtype of ``s`` and ``state`` that of ``a`` and ``v``;
+    ``engine`` is the dtype of its matrix product (exact for the largest |s| its inputs can
+    produce); ``sums`` the integer dtype of ``s`` and ``state`` that of ``a`` and ``v``;
     ``matrix`` the weights as ``[fan_in, n_out]`` in the engine dtype; ``bias`` is None when
-    every bias is 0.
+    every bias is 0; ``fan_out`` is ``_fan_out(layer)``.
     """
 
     layer: Layer
-    bound: int
     engine: str
     sums: type[np.signedinteger]
     state: type[np.signedinteger]
     matrix: np.ndarray
     theta: np.ndarray
     bias: np.ndarray | None
-    fan_out: np.ndarray | None
+    fan_out: np.ndarray
 
 
 def _kernel_rows(weight: np.ndarray) -> np.ndarray:
@@ -219,18 +219,13 @@ def _plan(layer: Layer, max_abs_input: int, extra_bound: int = 0) -> _LayerPlan:
     bias = layer.bias_vector()
     return _LayerPlan(
         layer=layer,
-        bound=bound,
         engine=engine,
         sums=state if bound < 2**31 else np.int64,
         state=state,
         matrix=np.ascontiguousarray(_kernel_rows(layer.weight).T, engine),
         theta=layer.theta_vector().astype(state),
         bias=bias.astype(state) if bias.any() else None,
-        fan_out=(
-            np.count_nonzero(layer.weight, axis=0).astype(np.int64)
-            if layer.kind == "linear"
-            else None
-        ),
+        fan_out=_fan_out(layer),
     )
 
 
@@ -267,13 +262,17 @@ class Model:
         """See ``sim.golden.run``."""
         bundle = self.bundle
         x = check_input(bundle, x)
+        given_plan = None
         if first_layer_sums is not None:
             first_layer_sums = _check_sums(bundle, x, first_layer_sums)
+            given = int(np.abs(first_layer_sums).max(initial=0))
+            given_plan = _plan(bundle.layers[0], self.max_abs[0], given)
         parts = [
             self._run_chunk(
                 x[i : i + chunk],
                 record_potentials,
                 None if first_layer_sums is None else first_layer_sums[i : i + chunk],
+                given_plan,
             )
             for i in range(0, x.shape[0], chunk)
         ]
@@ -302,7 +301,15 @@ class Model:
             potentials=potentials or None,
         )
 
-    def _run_chunk(self, x: np.ndarray, record: bool, first_sums: np.ndarray | None):
+    def _run_chunk(
+        self,
+        x: np.ndarray,
+        record: bool,
+        first_sums: np.ndarray | None,
+        given_plan: _LayerPlan | None,
+    ):
+        """One chunk of samples; ``first_sums`` (with ``given_plan``, whose dtypes also hold
+        them) replaces layer 1's synaptic input."""
         n, t_steps = x.shape[0], self.bundle.timesteps
         static = self.bundle.input.encoding == "direct"
         multibit = static and self.bundle.input.bits > 1
@@ -316,8 +323,8 @@ class Model:
             if static:
                 events *= t_steps
             syn_ops = _synaptic_ops(layer, events.reshape(layer.in_shape), plan.fan_out)
-            if first_sums is not None and index == 0:
-                plan = _plan(layer, self.max_abs[0], int(np.abs(first_sums).max(initial=0)))
+            if given_plan is not None and index == 0:
+                plan = given_plan
                 a = first_sums.reshape(flat.shape[0], -1).astype(plan.sums)
                 engines[layer.name] = "given"
             else:
