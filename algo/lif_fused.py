@@ -68,6 +68,29 @@ def _derivative(surrogate: Surrogate, u: Tensor, theta: Tensor, out: Tensor) -> 
     return out.mul_(surrogate.gamma)
 
 
+def _native_backward(
+    ctx, kept: Tensor, grad: Tensor, theta: Tensor, lam: Tensor, gamma: float, pool: bool = False
+) -> tuple:
+    """The C kernel's backward pass as an autograd ``backward`` result (6 gradients)."""
+    th = theta.item()
+    args = (kept, grad, th, lam.item(), gamma, ctx.reset, ctx.detach_reset)
+    grad_in, du, gs, gl = (
+        lif_native.backward(*args, pool=True) if pool else lif_native.backward(*args)
+    )
+    grad_theta = theta.new_tensor(-du / th - gs) if ctx.needs_input_grad[1] else None
+    grad_lam = lam.new_tensor(gl) if ctx.needs_input_grad[2] else None
+    return grad_in, grad_theta, grad_lam, None, None, None
+
+
+def _parameters(current: Tensor, theta, lam, reset: str) -> tuple[Tensor, Tensor]:
+    """``theta`` and ``lam`` as tensors of ``current``'s dtype and device; checks ``reset``."""
+    if reset not in RESETS:
+        raise ValueError(f"unknown reset {reset!r}; expected one of {list(RESETS)}")
+    theta = torch.as_tensor(theta, dtype=current.dtype, device=current.device)
+    lam = torch.as_tensor(lam, dtype=current.dtype, device=current.device)
+    return theta, lam
+
+
 class _LIFSequence(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -120,13 +143,7 @@ class _LIFSequence(torch.autograd.Function):
         reset, detached = ctx.reset, ctx.detach_reset
         want_theta, want_lam = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         if ctx.native:
-            th = theta.item()
-            grad_in, du, gs, gl = lif_native.backward(
-                u_seq, grad_spikes, th, lam.item(), ctx.surrogate.gamma, reset, detached
-            )
-            grad_theta = theta.new_tensor(-du / th - gs) if want_theta else None
-            grad_lam = lam.new_tensor(gl) if want_lam else None
-            return grad_in, grad_theta, grad_lam, None, None, None
+            return _native_backward(ctx, u_seq, grad_spikes, theta, lam, ctx.surrogate.gamma)
         steps = u_seq.shape[0]
         grad_in = torch.empty_like(u_seq)
         # one step's working set stays in cache: every buffer below is [N, ...]
@@ -201,12 +218,9 @@ def lif_fused(
     surrogate, detach_reset=detach_reset)`` with identical spikes, potentials and input
     gradients. ``v_final`` carries no gradient (the LIF layer's output is its spikes).
     """
-    if reset not in RESETS:
-        raise ValueError(f"unknown reset {reset!r}; expected one of {list(RESETS)}")
     if current.dim() < 1 or current.shape[0] == 0:
         raise ValueError(f"current must be [T, N, ...] with T >= 1, got {list(current.shape)}")
-    theta = torch.as_tensor(theta, dtype=current.dtype, device=current.device)
-    lam = torch.as_tensor(lam, dtype=current.dtype, device=current.device)
+    theta, lam = _parameters(current, theta, lam, reset)
     return _LIFSequence.apply(current, theta, lam, surrogate, reset, detach_reset)
 
 
@@ -231,13 +245,7 @@ class _LIFPoolSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_pooled: Tensor):
         kept, theta, lam = ctx.saved_tensors
-        th = theta.item()
-        grad_in, du, gs, gl = lif_native.backward(
-            kept, grad_pooled, th, lam.item(), ctx.gamma, ctx.reset, ctx.detach_reset, pool=True
-        )
-        grad_theta = theta.new_tensor(-du / th - gs) if ctx.needs_input_grad[1] else None
-        grad_lam = lam.new_tensor(gl) if ctx.needs_input_grad[2] else None
-        return grad_in, grad_theta, grad_lam, None, None, None
+        return _native_backward(ctx, kept, grad_pooled, theta, lam, ctx.gamma, pool=True)
 
 
 def lif_maxpool(
@@ -256,12 +264,9 @@ def lif_maxpool(
     kernel (triangle surrogate, scalar threshold and leak, even H and W) the unpooled spikes are
     never stored: the pool is taken as they are computed and the backward pass recomputes them.
     """
-    if reset not in RESETS:
-        raise ValueError(f"unknown reset {reset!r}; expected one of {list(RESETS)}")
     if current.dim() != 5 or current.shape[0] == 0:
         raise ValueError(f"current must be [T, N, C, H, W] with T >= 1, got {list(current.shape)}")
-    theta = torch.as_tensor(theta, dtype=current.dtype, device=current.device)
-    lam = torch.as_tensor(lam, dtype=current.dtype, device=current.device)
+    theta, lam = _parameters(current, theta, lam, reset)
     if (
         type(surrogate) is Triangle
         and lif_native.pool_width(current)
