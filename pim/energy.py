@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pim.array import Mapping
-from sim.bundle import Layer
+from spikeforge.pim.array import Mapping
+from spikeforge.sim.bundle import Layer
 
 
 @dataclass(frozen=True)

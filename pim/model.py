@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-
-from pim.adc import AdcSpec, adc_spec, convert, convert_exact
-from pim.array import (
+from spikeforge.pim.adc import AdcSpec, adc_spec, convert, convert_exact
+from spikeforge.pim.array import (
     ArrayGeometry,
     Mapping,
     bit_planes,
@@ -28,9 +27,9 @@ from pim.array import (
     map_layer,
     weight_matrix,
 )
-from pim.nonideal import NonIdeal, adc_gain_offset, bitline, cell_factors, dac, inl_curve
-from sim.bundle import Bundle, InputSpec, Layer
-from sim.golden import _conv_columns, check_input
+from spikeforge.pim.nonideal import NonIdeal, adc_gain_offset, bitline, cell_factors, dac, inl_curve
+from spikeforge.sim.bundle import Bundle, InputSpec, Layer
+from spikeforge.sim.golden import _conv_columns, check_input
 
 Combine = Literal["digital", "analog"]
 COMBINES: tuple[str, ...] = ("digital", "analog")
@@ -178,7 +177,7 @@ def pim_first_layer(
 ) -> PimResult:
     """Layer 1 of ``bundle`` on inputs ``x`` (validated like the golden model's) in the PIM.
 
-    Returns sums shaped for ``sim.golden.run(..., first_layer_sums=...)``.
+    Returns sums shaped for ``spikeforge.sim.golden.run(..., first_layer_sums=...)``.
     """
     x = check_input(bundle, x)
     pim = PimLayer(bundle.layers[0], bundle.input, config)

@@ -1,7 +1,8 @@
 """Per-bundle energy/delay report: layer 1 in PIM vs digital MACs, hidden-layer ACs, totals.
 
 All figures are per input sample. Operation counts come from the golden model's counters
-(``sim.golden.LayerCounters``), divided by the number of samples; the dense counts the paper's
+(``spikeforge.sim.golden.LayerCounters``), divided by the number of samples; the dense counts the
+paper's
 equations use come from the layer shapes. Direct encoding gives the same input at every step,
 so layer 1 runs once per sample (one pass) whether in PIM or digital; spike inputs need one
 pass per step.
@@ -11,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pim.array import map_layer
-from pim.energy import (
+from spikeforge.pim.array import map_layer
+from spikeforge.pim.energy import (
     E_SOP_ZOU,
     TABLE4,
     LayerDims,
@@ -30,9 +31,9 @@ from pim.energy import (
     t_ac_at,
     t_mac_at,
 )
-from pim.model import PimConfig
-from sim.bundle import Bundle
-from sim.golden import LayerCounters
+from spikeforge.pim.model import PimConfig
+from spikeforge.sim.bundle import Bundle
+from spikeforge.sim.golden import LayerCounters
 
 
 @dataclass(frozen=True)

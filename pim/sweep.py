@@ -1,7 +1,8 @@
 """Accuracy of a bundle with its first layer in PIM, swept over ADC bits and each analog knob.
 
 Every point runs the golden model with layer 1's synaptic sums taken from the PIM model
-(``sim.golden.run(..., first_layer_sums=...)``); the rest of the network is the exact integer
+(``spikeforge.sim.golden.run(..., first_layer_sums=...)``); the rest of the network is the exact
+integer
 model. Random knobs are averaged over several seeds (chip instances).
 """
 
@@ -14,10 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from pim.model import PimConfig, PimLayer, pim_first_layer
-from sim import golden
-from sim.bundle import Bundle
+from spikeforge.pim.model import PimConfig, PimLayer, pim_first_layer
+from spikeforge.sim import golden
+from spikeforge.sim.bundle import Bundle
 
 #: Values swept per knob, mildest first (the first is the ideal value).
 KNOB_VALUES: dict[str, tuple[float, ...]] = {

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from sim.semantics import (
+from spikeforge.sim.semantics import (
     FIRE_MODES,
     LEAK_MODES,
     RESET_MODES,

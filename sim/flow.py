@@ -14,7 +14,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sim.toolchain import ToolchainError, put_verilator_on_path
+from spikeforge.sim.toolchain import ToolchainError, put_verilator_on_path
 
 #: Environment variable through which a testbench finds its JSON report path.
 REPORT_ENV = "SPIKEFORGE_TB_REPORT"

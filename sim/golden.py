@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-
-from sim.bundle import Bundle, Layer
-from sim.semantics import neuron_step
+from spikeforge.sim.bundle import Bundle, Layer
+from spikeforge.sim.semantics import neuron_step
 
 #: Largest magnitude every integer up to which float32 / float64 represent exactly.
 EXACT_LIMITS = (("float32", 2**24), ("float64", 2**53), ("int64", 2**63 - 1))
@@ -259,7 +258,7 @@ class Model:
         chunk: int = DEFAULT_CHUNK,
         first_layer_sums: np.ndarray | None = None,
     ) -> GoldenResult:
-        """See ``sim.golden.run``."""
+        """See ``spikeforge.sim.golden.run``."""
         bundle = self.bundle
         x = check_input(bundle, x)
         given_plan = None

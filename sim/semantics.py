@@ -92,7 +92,7 @@ def neuron_step(
     ``a`` is the already shifted and biased input ``(s >> input_shift) + bias``. ``out`` (which
     may be ``v`` itself) and ``spike_out`` (bool) receive the results in place, so a time loop
     allocates nothing; the integers are the same either way. The state dtype must hold
-    ``v * lam`` and ``leak(v) + a`` (``sim.golden.state_dtype`` checks that).
+    ``v * lam`` and ``leak(v) + a`` (``spikeforge.sim.golden.state_dtype`` checks that).
     """
     if out is None:
         u = leak.apply(v) + a

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from sim.toolchain import put_verilator_on_path, requested_simulators
+from spikeforge.sim.toolchain import put_verilator_on_path, requested_simulators
 
 
 def pytest_configure(config: pytest.Config) -> None:

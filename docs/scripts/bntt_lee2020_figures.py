@@ -123,7 +123,10 @@ def lee(runs: Path) -> None:
     studies = sorted(runs.glob("lee2020-study-*.json"))
     if not studies:
         return
-    print("\n### Lee et al. 2020, digits, `algo.lee2020_study` runs (float, no export)\n")
+    print(
+        "\n### Lee et al. 2020, digits, `spikeforge.studies.lee2020_study` runs "
+        "(float, no export)\n"
+    )
     print("| arch | gradient | T | test acc | acc at T' | #AC/#MAC | int32 gain vs ANN | train s |")
     print("|---|---|---|---|---|---|---|---|")
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -5,7 +5,8 @@ e.g. ``batch_size=8 epochs=10 rho=0.0002 gate_output=False eta_w=0.002``. Per ep
 the running training accuracy, the test accuracy (200 ms, events seeded 1234), the share of
 test samples without any output spike, output and hidden spikes per test sample, the share of
 (sample, hidden neuron) pairs that fired, mean thresholds, mean squared weight norms, mean
-weights and the smallest hidden threshold. The training loop is ``algo.lee2016.train``'s.
+weights and the smallest hidden threshold. The training loop is
+``spikeforge.algo.methods.lee2016.train``'s.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import sys
 import time
 
 import numpy as np
-
-import algo.lee2016 as lee
-from algo.data import load_dataset
+from spikeforge.algo.methods import lee2016 as lee
+from spikeforge.sim.datasets import load_dataset
 
 
 def main(argv: list[str]) -> None:

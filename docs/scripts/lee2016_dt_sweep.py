@@ -2,7 +2,8 @@
 
 Loads ``float_net.npz`` of a digits run (argument: the run directory), draws the 200 ms test
 events with seed 1234 (as the export does) and prints, per step size, how many events merged
-into an earlier one in their bin and the accuracy of ``algo.lee2016.stepped_counts``.
+into an earlier one in their bin and the accuracy of
+``spikeforge.algo.methods.lee2016.stepped_counts``.
 Usage: ``python docs/scripts/lee2016_dt_sweep.py /work/runs/h10/lee2016-digits``.
 """
 
@@ -12,9 +13,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-import algo.lee2016 as lee
-from algo.data import load_dataset
+from spikeforge.algo.methods import lee2016 as lee
+from spikeforge.sim.datasets import load_dataset
 
 
 def main(run: str) -> None:

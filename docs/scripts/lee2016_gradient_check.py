@@ -1,4 +1,5 @@
-"""Lee 2016: ``algo.lee2016.backward`` against the exact gradient of the paper's loss (digits).
+"""Lee 2016: ``spikeforge.algo.methods.lee2016.backward`` against the exact gradient of the paper's
+loss (digits).
 
 On the deterministic rate version of the network (traces = expected rate x tau, ``a = s/V_th``
 without WTA), eq 16's loss ``0.5 ||o - y||^2`` with ``o = a / max a`` (max held constant, as
@@ -10,9 +11,8 @@ Usage: ``python docs/scripts/lee2016_gradient_check.py``.
 from __future__ import annotations
 
 import numpy as np
-
-import algo.lee2016 as lee
-from algo.data import load_dataset
+from spikeforge.algo.methods import lee2016 as lee
+from spikeforge.sim.datasets import load_dataset
 
 
 def cos(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,4 +1,5 @@
-"""cocotb testbench: ``rtl.saturate.SaturatingAccumulator`` against ``sim.semantics.saturate``."""
+"""cocotb testbench: ``spikeforge.rtl.gateware.saturate.SaturatingAccumulator`` against
+``spikeforge.sim.semantics.saturate``."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import random
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
-
-from sim.semantics import saturate, signed_range
-from sim.testbenches.case import load_case, write_report
+from spikeforge.sim.semantics import saturate, signed_range
+from spikeforge.sim.testbenches.case import load_case, write_report
 
 
 @cocotb.test()

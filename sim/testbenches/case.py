@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sim.flow import CASE_ENV, REPORT_ENV
+from spikeforge.sim.flow import CASE_ENV, REPORT_ENV
 
 
 def load_case() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""cocotb testbench: a whole ``rtl.chip.Chip`` run over a batch of samples.
+"""cocotb testbench: a whole ``spikeforge.rtl.chip.top.Chip`` run over a batch of samples.
 
 Per sample it writes the input-buffer words, pulses ``start`` and waits for ``busy`` to fall;
 one monitor coroutine wakes only when ``mon_toggle`` flips (a cycle with any stage event) and
@@ -17,9 +17,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import FallingEdge, ReadOnly, with_timeout
-
-from rtl.core import CFG_READ_LATENCY
-from sim.testbenches.case import load_case, write_report
+from spikeforge.rtl.cores.core import CFG_READ_LATENCY
+from spikeforge.sim.testbenches.case import load_case, write_report
 
 PERIOD_NS = 10
 

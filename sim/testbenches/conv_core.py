@@ -8,10 +8,9 @@ counts of everything compared.
 from __future__ import annotations
 
 import cocotb
-
-from sim.testbenches.conv_core_bench import ConvDriver
-from sim.testbenches.conv_core_cases import params_from_json
-from sim.testbenches.core import run_instances
+from spikeforge.sim.testbenches.conv_core_bench import ConvDriver
+from spikeforge.sim.testbenches.conv_core_cases import params_from_json
+from spikeforge.sim.testbenches.core import run_instances
 
 
 @cocotb.test()

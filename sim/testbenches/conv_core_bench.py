@@ -1,4 +1,5 @@
-"""Drive one ``rtl.conv_core.ConvCore`` through a case: ``core_bench.CoreDriver`` with the
+"""Drive one ``spikeforge.rtl.cores.conv_core.ConvCore`` through a case: ``core_bench.CoreDriver``
+with the
 convolution core's cycle contract (``ConvCoreParams.spike_cycles``, ``tick_cycles``, ...).
 """
 
@@ -6,9 +7,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from rtl.conv_core import ConvCoreParams
-from rtl.core import Op
-from sim.testbenches.core_bench import CoreDriver
+from spikeforge.rtl.cores.conv_core import ConvCoreParams
+from spikeforge.rtl.cores.core import Op
+from spikeforge.sim.testbenches.core_bench import CoreDriver
 
 
 class ConvDriver(CoreDriver):

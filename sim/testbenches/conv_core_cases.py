@@ -1,6 +1,8 @@
-"""Randomised cases for ``rtl.conv_core.ConvCore``, in ``core_cases``' JSON-ready case format.
+"""Randomised cases for ``spikeforge.rtl.cores.conv_core.ConvCore``, in ``core_cases``' JSON-ready
+case format.
 
-Expectations come from ``rtl.conv_core_model.ConvCoreModel``; the phases, stimulus style and
+Expectations come from ``spikeforge.rtl.cores.conv_core_model.ConvCoreModel``; the phases, stimulus
+style and
 read-backs are ``core_cases``'. Also here: the parameter sets the HDL test builds, and
 ``MultiConvCore``, several convolution cores in one top for one simulator build.
 """
@@ -15,14 +17,13 @@ import numpy as np
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
-
-from rtl.conv_core import ConvCore, ConvCoreConfig, ConvCoreParams
-from rtl.conv_core_model import ConvCoreModel
-from rtl.core import Op, Reg, Region
-from rtl.core_model import AccumulatorOverflow
-from rtl.neuron import max_theta
-from sim.semantics import signed_range
-from sim.testbenches.core_cases import (
+from spikeforge.rtl.cores.conv_core import ConvCore, ConvCoreConfig, ConvCoreParams
+from spikeforge.rtl.cores.conv_core_model import ConvCoreModel
+from spikeforge.rtl.cores.core import Op, Reg, Region
+from spikeforge.rtl.cores.core_model import AccumulatorOverflow
+from spikeforge.rtl.cores.neuron import max_theta
+from spikeforge.sim.semantics import signed_range
+from spikeforge.sim.testbenches.core_cases import (
     _counter_reads,
     _v_presets,
     _v_reads,

@@ -14,10 +14,9 @@ from typing import Any
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
-
-from sim.testbenches.case import load_case, write_report
-from sim.testbenches.core_bench import CoreDriver
-from sim.testbenches.core_cases import params_from_json
+from spikeforge.sim.testbenches.case import load_case, write_report
+from spikeforge.sim.testbenches.core_bench import CoreDriver
+from spikeforge.sim.testbenches.core_cases import params_from_json
 
 
 class CocotbPins:

@@ -1,4 +1,5 @@
-"""Drive one ``rtl.core.Core`` through a case from ``core_cases``, in any simulator.
+"""Drive one ``spikeforge.rtl.cores.core.Core`` through a case from ``core_cases``, in any
+simulator.
 
 The driver is written against ``Pins`` (set/get by port name, settle, next cycle), so the same
 code runs under cocotb (Verilator, Icarus) and under Amaranth's simulator. Each cycle it drives
@@ -13,7 +14,7 @@ import random
 from collections import Counter
 from typing import Any, Protocol
 
-from rtl.core import CLEAR_LATENCY, CoreParams, Op, Reg, Region
+from spikeforge.rtl.cores.core import CLEAR_LATENCY, CoreParams, Op, Reg, Region
 
 INPUTS = ("i.valid", "i.payload", "o.ready", "cfg.valid", "cfg.write", "cfg.addr", "cfg.wdata")
 OP_NAMES = {op.value: op.name for op in Op}

@@ -1,7 +1,8 @@
-"""Randomised (configuration, stimulus, expectation) cases for ``rtl.core.Core``.
+"""Randomised (configuration, stimulus, expectation) cases for ``spikeforge.rtl.cores.core.Core``.
 
 A case is JSON-ready: a list of phases that a driver (``core_bench``) executes in order. Every
-expectation comes from ``rtl.core_model.CoreModel`` (hence ``sim.semantics``). Also here: the
+expectation comes from ``spikeforge.rtl.cores.core_model.CoreModel`` (hence
+``spikeforge.sim.semantics``). Also here: the
 parameter sets the HDL tests build, and ``MultiCore``, which puts several cores in one top so one
 simulator build covers all of them.
 """
@@ -15,11 +16,10 @@ import numpy as np
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
-
-from rtl.core import Core, CoreConfig, CoreParams, Op, Reg, Region
-from rtl.core_model import CoreModel
-from rtl.neuron import max_theta
-from sim.semantics import FIRE_MODES, RESET_MODES, Leak, signed_range
+from spikeforge.rtl.cores.core import Core, CoreConfig, CoreParams, Op, Reg, Region
+from spikeforge.rtl.cores.core_model import CoreModel
+from spikeforge.rtl.cores.neuron import max_theta
+from spikeforge.sim.semantics import FIRE_MODES, RESET_MODES, Leak, signed_range
 
 #: Parameter sets of the cocotb build: w_bits 2..8, v_bits 8..24, lanes 1..16, all options.
 HDL_PARAMS: tuple[CoreParams, ...] = (

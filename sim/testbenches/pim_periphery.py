@@ -1,7 +1,9 @@
-"""cocotb testbench: ``rtl.pim_periphery.PimPeriphery`` instances against the PIM model's LOADs.
+"""cocotb testbench: ``spikeforge.rtl.chip.pim_periphery.PimPeriphery`` instances against the PIM
+model's LOADs.
 
 The case file lists instances (port prefix ``p<k>``) and, per instance, cases prepared on the
-pytest side from ``pim.model`` ADC codes: settings, correction-table writes, input payloads
+pytest side from ``spikeforge.pim.model`` ADC codes: settings, correction-table writes, input
+payloads
 and the expected out events ``[op, index, value]``. Inputs arrive with random gaps and the
 output with random back-pressure; every out event is compared in order.
 """
@@ -15,8 +17,7 @@ from typing import Any
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
-
-from sim.testbenches.case import load_case, write_report
+from spikeforge.sim.testbenches.case import load_case, write_report
 
 #: Cycles without progress after which a case fails.
 STALL_LIMIT = 200

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from algo import bench_infer, bench_train
-from algo.bench_peers import PEERS, build_peer, input_shape, peer_status
+from spikeforge.bench import infer as bench_infer
+from spikeforge.bench import train as bench_train
+from spikeforge.bench.peers import PEERS, build_peer, input_shape, peer_status
 
 
 @pytest.mark.parametrize("workload", ["mlp", "conv"])
@@ -66,8 +67,7 @@ def test_inference_bench_runs_every_engine():
 
 def test_bench_bundles_fire():
     import numpy as np
-
-    from sim import golden
+    from spikeforge.sim import golden
 
     for workload in ("mlp", "conv"):
         b = bench_infer.bench_bundle(workload, 3)

@@ -1,7 +1,8 @@
 """The bit-true PyTorch forward pass equals the golden model on every spike and output potential.
 
 Three sources of bundles: random valid bundles (every kind, leak, reset, encoding, bias and
-threshold form), random untrained PyTorch networks exported through ``algo.export``, and a
+threshold form), random untrained PyTorch networks exported through
+``spikeforge.algo.training.export``, and a
 trained digits network over its whole test split.
 """
 
@@ -14,14 +15,14 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from spikeforge.algo.snn import bittrue
+from spikeforge.algo.snn.models import build_snn
+from spikeforge.algo.training.export import export, to_bundle
+from spikeforge.algo.training.pipeline import fixed_inputs
+from spikeforge.sim import golden
+from spikeforge.sim.bundle import Bundle, InputSpec, Layer, load_bundle, validate
+from spikeforge.sim.semantics import Leak, signed_range
 
-from algo import bittrue
-from algo.export import export, to_bundle
-from algo.models import build_snn
-from algo.pipeline import fixed_inputs
-from sim import golden
-from sim.bundle import Bundle, InputSpec, Layer, load_bundle, validate
-from sim.semantics import Leak, signed_range
 from tests.sim.builders import random_bundles, random_input
 
 
@@ -193,8 +194,8 @@ def test_random_untrained_networks_match_golden(arch, shape, encoder, reset, lea
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from algo.data import load_digits
-    from algo.pipeline import TrainConfig, Trainer, train
+    from spikeforge.algo.training.pipeline import TrainConfig, Trainer, train
+    from spikeforge.sim.datasets import load_digits
 
     torch.manual_seed(0)
     data = load_digits()

@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from algo import bittrue
-from algo.bntt import (
+from spikeforge.algo.methods import METHODS
+from spikeforge.algo.methods.bntt import (
     BatchNormThroughTime,
     BNTTNet,
     FoldedSNN,
@@ -17,10 +16,11 @@ from algo.bntt import (
     fold_bntt,
     gain_spread,
 )
-from algo.data import load_digits
-from algo.export import to_bundle
-from algo.pipeline import METHODS, TrainConfig, Trainer, fixed_inputs, train
-from sim import golden
+from spikeforge.algo.snn import bittrue
+from spikeforge.algo.training.export import to_bundle
+from spikeforge.algo.training.pipeline import TrainConfig, Trainer, fixed_inputs, train
+from spikeforge.sim import golden
+from spikeforge.sim.datasets import load_digits
 
 EPS = 1e-4
 

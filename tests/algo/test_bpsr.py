@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from algo import bpsr as B
-from algo.conversion import bundle_inputs, check_bundle
-from algo.data import load_dataset
-from algo.export import to_bundle
-from algo.models import build_snn
-from algo.pipeline import METHODS, TrainConfig, Trainer, build_for
+from spikeforge.algo.methods import METHODS
+from spikeforge.algo.methods import bpsr as B
+from spikeforge.algo.methods.conversion import bundle_inputs, check_bundle
+from spikeforge.algo.snn.models import build_snn
+from spikeforge.algo.training.export import to_bundle
+from spikeforge.algo.training.pipeline import TrainConfig, Trainer, build_for
+from spikeforge.sim.datasets import load_dataset
 
 
 def test_spike_and_weight_penalties_by_hand():
@@ -138,7 +138,7 @@ def test_method_is_registered():
 def test_sweep_command_writes_bundles_table_and_plot(tmp_path):
     import json
 
-    from algo import bpsr_sweep
+    from spikeforge.studies import bpsr_sweep
 
     argv = ["--dataset", "digits", "--out", str(tmp_path), "--arch", "16", "--epochs", "1"]
     argv += ["--timesteps", "3", "--lambda-s", "0.1", "--threads", "1"]

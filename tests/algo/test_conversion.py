@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from spikeforge.algo.methods import METHODS
+from spikeforge.algo.methods import conversion as C
+from spikeforge.algo.training.export import to_bundle
+from spikeforge.algo.training.pipeline import TrainConfig, Trainer
+from spikeforge.sim.datasets import load_dataset
 from torch import nn
-
-from algo import conversion as C
-from algo.data import load_dataset
-from algo.export import to_bundle
-from algo.pipeline import METHODS, TrainConfig, Trainer
 
 
 def _template(shape=(2,), bits=2, scale=1.0, timesteps=4, encoder="direct"):
@@ -230,7 +230,7 @@ def test_methods_are_registered():
 
 
 def test_sweep_command_writes_bundles_table_and_plot(tmp_path):
-    from algo import conversion_sweep
+    from spikeforge.studies import conversion_sweep
 
     argv = ["--dataset", "digits", "--out", str(tmp_path), "--variants", "ecc,percentile"]
     argv += ["--arch", "16", "--ann-epochs", "1", "--timesteps", "2,3", "--threads", "1"]
@@ -252,10 +252,11 @@ def test_sweep_command_writes_bundles_table_and_plot(tmp_path):
 def test_sweep_curve_subset_full_timesteps_and_chunked_check(tmp_path):
     """--curve-samples / --full-timesteps pick each row's test images; the chunked check sums
     to the same numbers as one check over all images."""
-    from algo import conversion_sweep
-    from algo.conversion import check_bundle
-    from algo.sweep_report import measure_bundle
-    from sim.bundle import load_bundle
+    from spikeforge.algo.methods.conversion import check_bundle
+    from spikeforge.sim.bundle import load_bundle
+
+    from spikeforge.studies import conversion_sweep
+    from spikeforge.studies.sweep_report import measure_bundle
 
     argv = ["--dataset", "digits", "--out", str(tmp_path), "--variants", "percentile"]
     argv += ["--arch", "16", "--ann-epochs", "1", "--timesteps", "2,3", "--threads", "1"]
@@ -290,7 +291,7 @@ def test_sweep_curve_subset_full_timesteps_and_chunked_check(tmp_path):
 
 
 def test_sweep_ann_dir_reuses_the_trained_ann_and_refuses_other_settings(tmp_path, capsys):
-    from algo import conversion_sweep
+    from spikeforge.studies import conversion_sweep
 
     base = ["--dataset", "digits", "--variants", "ecc", "--arch", "16", "--timesteps", "2"]
     base += ["--threads", "1", "--limit-train", "200", "--limit-test", "40"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from algo import data as data_mod
-from algo.data import DataError, load_dataset, load_digits, read_idx, write_idx
+from spikeforge.sim import datasets as data_mod
+from spikeforge.sim.datasets import DataError, load_dataset, load_digits, read_idx, write_idx
 
 
 def test_digits_fixed_split():

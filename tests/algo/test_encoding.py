@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from algo.encoding import get_encoder
+from spikeforge.algo.snn.encoding import get_encoder
 
 
 def test_direct_returns_the_codes():

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
+from spikeforge.algo.training.epoch_loop import run_epochs
+from spikeforge.algo.training.pipeline import Trainer
 from torch import nn
-
-from algo.epoch_loop import run_epochs
-from algo.pipeline import Trainer
 
 
 def test_run_epochs_records_and_learns():

@@ -7,11 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from spikeforge.algo.snn.models import LIF, SNN, Accumulator, SpikingLayer, build_snn, parse_arch
+from spikeforge.algo.training.export import export, to_bundle
+from spikeforge.sim.bundle import load_bundle
 from torch import nn
-
-from algo.export import export, to_bundle
-from algo.models import LIF, SNN, Accumulator, SpikingLayer, build_snn, parse_arch
-from sim.bundle import load_bundle
 
 
 def _net(**kw) -> SNN:

@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-
-from algo import lee2016
+from spikeforge.algo.methods import lee2016
 
 
 def _net(w1, th1, kappa=0.0, **cfg):
@@ -151,8 +150,8 @@ def test_backward_signs():
 
 
 def test_export_bundle_counts_output_spikes(tmp_path):
-    from sim.bundle import load_bundle, save_bundle
-    from sim.golden import run
+    from spikeforge.sim.bundle import load_bundle, save_bundle
+    from spikeforge.sim.golden import run
 
     net = lee2016.build(4, 3, lee2016.Lee2016Config(hidden=5))
     bundle = load_bundle(save_bundle(lee2016.to_bundle(net, duration=20.0), tmp_path / "b"))
@@ -196,9 +195,10 @@ def test_silent_target_gets_its_error_hand_values():
 
 
 def test_stepped_model_matches_golden_on_the_bundle_integers(tmp_path):
-    """The float stepped model with the bundle's integers, no WTA/clip, equals sim.golden."""
-    from sim.bundle import load_bundle, save_bundle
-    from sim.golden import run
+    """The float stepped model with the bundle's integers, no WTA/clip, equals
+    spikeforge.sim.golden."""
+    from spikeforge.sim.bundle import load_bundle, save_bundle
+    from spikeforge.sim.golden import run
 
     config = lee2016.Lee2016Config(hidden=12, tau=1e9)  # leak 256/256: no rounding in the leak
     net = lee2016.build(6, 3, config)

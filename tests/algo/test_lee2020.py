@@ -7,12 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
-from algo import bittrue
-from algo.data import load_digits
-from algo.export import to_bundle
-from algo.lee2020 import (
+from spikeforge.algo.methods import METHODS
+from spikeforge.algo.methods.lee2020 import (
     Flow,
     LeeNet,
     SpikingAvgPool,
@@ -24,7 +20,7 @@ from algo.lee2020 import (
     text_leak,
     to_snn,
 )
-from algo.lee2020_energy import (
+from spikeforge.algo.methods.lee2020_energy import (
     FP32,
     INT32,
     PAPER_CLAIMS,
@@ -34,11 +30,15 @@ from algo.lee2020_energy import (
     op_report,
     snn_accumulates,
 )
-from algo.pipeline import METHODS, TrainConfig, Trainer, fixed_inputs, train
-from algo.surrogate import LeakCorrectedSTE
-from sim import golden
-from sim.bundle import Bundle, InputSpec, Layer
-from sim.semantics import Leak
+from spikeforge.algo.snn import bittrue
+from spikeforge.algo.snn.surrogate import LeakCorrectedSTE
+from spikeforge.algo.training.export import to_bundle
+from spikeforge.algo.training.pipeline import TrainConfig, Trainer, fixed_inputs, train
+from spikeforge.sim import golden
+from spikeforge.sim.bundle import Bundle, InputSpec, Layer
+from spikeforge.sim.datasets import load_digits
+from spikeforge.sim.semantics import Leak
+from torch import nn
 
 
 def _train(steps: int, at: list[int]) -> torch.Tensor:
@@ -344,8 +344,8 @@ def test_lee2020_method_end_to_end_on_a_slice_of_digits():
 def test_method_options_on_the_command_line():
     import argparse
 
-    from algo.train_cli import _config, add_arguments
-    from sim.cli import UsageError
+    from spikeforge.cli.errors import UsageError
+    from spikeforge.cli.train import _config, add_arguments
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -14,13 +14,12 @@ import itertools
 
 import pytest
 import torch
-
-from algo import lif_native
-from algo.lif_fused import RESETS, lif_fused
-from algo.lif_pool import LIFMaxPool
-from algo.models import build_snn
-from algo.neurons import LIF, lif_sequence
-from algo.surrogate import SURROGATES, get_surrogate
+from spikeforge.algo.snn import lif_native
+from spikeforge.algo.snn.lif_fused import RESETS, lif_fused
+from spikeforge.algo.snn.lif_pool import LIFMaxPool
+from spikeforge.algo.snn.models import build_snn
+from spikeforge.algo.snn.neurons import LIF, lif_sequence
+from spikeforge.algo.snn.surrogate import SURROGATES, get_surrogate
 
 STEPS, BATCH, NEURONS = 6, 8, 37
 CASES = list(itertools.product(sorted(SURROGATES), ("sub", "zero", "none"), (False, True)))
@@ -136,7 +135,8 @@ def test_bad_arguments_are_refused():
         lif_fused(torch.zeros(0, 1), one, one, sur)
 
 
-# ---- the C kernel (algo.lif_native) -------------------------------------------------------
+# ---- the C kernel (spikeforge.algo.snn.lif_native)
+# -------------------------------------------------------
 
 
 def test_native_kernel_builds_and_loads():

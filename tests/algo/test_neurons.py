@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from algo.neurons import LIF, Accumulator, SpikeDropout
+from spikeforge.algo.snn.neurons import LIF, Accumulator, SpikeDropout
 
 
 def _run(lif: LIF, currents: list[float]) -> list[float]:

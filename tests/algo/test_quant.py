@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from algo.quant import (
+from spikeforge.algo.snn.quant import (
     clamp_ste,
     fake_quant,
     fake_quant_affine,

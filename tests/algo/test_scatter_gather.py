@@ -1,4 +1,5 @@
-"""Scatter-and-gather (algo.scatter_gather): the quantised ReLU, threshold folding, and the
+"""Scatter-and-gather (spikeforge.algo.methods.scatter_gather): the quantised ReLU, threshold
+folding, and the
 lossless conversion -- the converted SNN's group spike counts equal the quantised ANN's integer
 activations on every test sample, and the exported bundle runs bit-exactly in the golden model.
 """
@@ -8,12 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from algo import bittrue
-from algo.data import load_digits
-from algo.export import export
-from algo.pipeline import METHODS, TrainConfig, Trainer
-from algo.scatter_gather import (
+from spikeforge.algo.methods import METHODS
+from spikeforge.algo.methods.scatter_gather import (
     SGNet,
     build_sg,
     conversion_check,
@@ -26,8 +23,12 @@ from algo.scatter_gather import (
     scatter_gather,
     ternarize,
 )
-from sim import golden
-from sim.bundle import load_bundle
+from spikeforge.algo.snn import bittrue
+from spikeforge.algo.training.export import export
+from spikeforge.algo.training.pipeline import TrainConfig, Trainer
+from spikeforge.sim import golden
+from spikeforge.sim.bundle import load_bundle
+from spikeforge.sim.datasets import load_digits
 
 
 def test_quantised_relu_levels_half_up_and_gradient():
@@ -156,7 +157,7 @@ def test_spikeforge_train_scatter_gather(tmp_path, capsys):
     import argparse
     import json
 
-    from algo import train_cli
+    from spikeforge.cli import train as train_cli
 
     parser = argparse.ArgumentParser()
     train_cli.add_arguments(parser)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from algo import stdbp
-from algo.data import load_dataset
+from spikeforge.algo.methods import stdbp
+from spikeforge.sim.datasets import load_dataset
 
 INF = np.inf
 
@@ -114,7 +113,7 @@ def test_encoding_and_held_trains():
 def test_short_training_learns_and_exports():
     """Four epochs on 400 digits beat chance; the approximate bundle agrees with the float
     network under the bundle's decision rule (largest V_out at the end of the window)."""
-    from sim.golden import run
+    from spikeforge.sim.golden import run
 
     data = load_dataset("digits").limited(400, 200)
     net, history = stdbp.train(
@@ -132,7 +131,7 @@ def test_short_training_learns_and_exports():
 
 
 def test_save_and_reload(tmp_path):
-    from sim.bundle import load_bundle, save_bundle
+    from spikeforge.sim.bundle import load_bundle, save_bundle
 
     net = stdbp.STDBPNet([np.full((4, 3), 0.5), np.full((3, 2), -0.25)], 1.0)
     path = save_bundle(stdbp.to_bundle(net, dt=0.1, timesteps=10), tmp_path / "b")

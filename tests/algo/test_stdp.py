@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
-from algo import stdp
-from algo.data import load_dataset
+from spikeforge.algo.methods import stdp
+from spikeforge.sim.datasets import load_dataset
 
 E1 = math.exp(-1)
 
@@ -93,8 +92,8 @@ def test_generalisation_gap_and_voting():
 
 def test_layer_learns_and_exports(tmp_path):
     """One quick epoch on 300 digits: label assignment well above chance; bundle runs."""
-    from sim.bundle import load_bundle, save_bundle
-    from sim.golden import run
+    from spikeforge.sim.bundle import load_bundle, save_bundle
+    from spikeforge.sim.golden import run
 
     data = load_dataset("digits").limited(300, 100)
     cfg = stdp.LayerConfig(neurons=40, timesteps=60, epochs=1)

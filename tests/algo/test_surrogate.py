@@ -6,8 +6,13 @@ import math
 
 import pytest
 import torch
-
-from algo.surrogate import SURROGATES, LeakCorrectedSTE, get_surrogate, scale_grad, spike
+from spikeforge.algo.snn.surrogate import (
+    SURROGATES,
+    LeakCorrectedSTE,
+    get_surrogate,
+    scale_grad,
+    spike,
+)
 
 
 def _grads(name: str, u: torch.Tensor, theta: float):

@@ -8,11 +8,11 @@ import time
 
 import numpy as np
 import pytest
+from spikeforge.sim import golden
+from spikeforge.sim.bundle import load_bundle
 
-from algo import train_cli
-from sim import golden
-from sim.bundle import load_bundle
-from sim.cli import UsageError
+from spikeforge.cli import train as train_cli
+from spikeforge.cli.errors import UsageError
 
 QUICK = [
     "--ann-epochs",
@@ -59,7 +59,7 @@ def test_digits_run_writes_bundle_metrics_and_plots(tmp_path, capsys):
 
 
 def test_fashion_mnist_conv_run_on_generated_idx_files(tmp_path):
-    from algo.data import IDX_FILES, write_idx
+    from spikeforge.sim.datasets import IDX_FILES, write_idx
 
     rng = np.random.default_rng(0)
     data = tmp_path / "fm"
@@ -102,7 +102,7 @@ def test_help_does_not_import_torch():
     import sys
 
     code = (
-        "import argparse, sys; from algo import train_cli; "
+        "import argparse, sys; from spikeforge.cli import train as train_cli; "
         "p = argparse.ArgumentParser(); train_cli.add_arguments(p); "
         "print('torch' in sys.modules)"
     )
@@ -123,8 +123,7 @@ def test_default_digits_training_reaches_97_percent_in_five_minutes(tmp_path):
 
 def test_augmentation_only_moves_codes():
     import torch
-
-    from algo.pipeline import augment_batch
+    from spikeforge.algo.training.pipeline import augment_batch
 
     x = torch.randint(1, 256, (64, 1, 28, 28))
     y = augment_batch(x, torch.Generator().manual_seed(0))

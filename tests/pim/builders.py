@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from spikeforge.sim.bundle import Bundle, InputSpec, Layer
+from spikeforge.sim.semantics import Leak, signed_range
 
-from sim.bundle import Bundle, InputSpec, Layer
-from sim.semantics import Leak, signed_range
 from tests.sim.builders import linear
 
 

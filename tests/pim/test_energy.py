@@ -6,9 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-
-from pim.array import map_layer
-from pim.energy import (
+from spikeforge.pim.array import map_layer
+from spikeforge.pim.energy import (
     CNN3D_LAYER1,
     TABLE4,
     LayerDims,
@@ -24,9 +23,10 @@ from pim.energy import (
     pim_corrected,
     t_ac_at,
 )
-from pim.model import PimConfig
-from pim.report import bundle_report
-from sim import golden
+from spikeforge.pim.model import PimConfig
+from spikeforge.pim.report import bundle_report
+from spikeforge.sim import golden
+
 from tests.pim.builders import conv, digits_like, random_codes
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from spikeforge.pim.adc import adc_spec, convert, convert_exact, lossless_bits
+from spikeforge.pim.array import ArrayGeometry, MappingError, bit_planes, column_weights, map_layer
+from spikeforge.pim.model import PimConfig, PimLayer, pim_first_layer
+from spikeforge.sim import golden
+from spikeforge.sim.semantics import signed_range
 
-from pim.adc import adc_spec, convert, convert_exact, lossless_bits
-from pim.array import ArrayGeometry, MappingError, bit_planes, column_weights, map_layer
-from pim.model import PimConfig, PimLayer, pim_first_layer
-from sim import golden
-from sim.semantics import signed_range
 from tests.pim.builders import conv, digits_like, random_codes, two_layer
 from tests.sim.builders import linear, random_bundles, random_input
 

@@ -6,10 +6,10 @@ import dataclasses
 
 import numpy as np
 import pytest
+from spikeforge.pim.model import PimConfig, PimLayer, pim_first_layer
+from spikeforge.pim.nonideal import KNOBS, NonIdeal, cell_factors, inl_curve
+from spikeforge.sim import golden
 
-from pim.model import PimConfig, PimLayer, pim_first_layer
-from pim.nonideal import KNOBS, NonIdeal, cell_factors, inl_curve
-from sim import golden
 from tests.pim.builders import digits_like, random_codes
 
 #: A clearly visible setting of each knob.

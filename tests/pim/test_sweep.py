@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from spikeforge.pim.model import PimConfig, PimLayer, pim_first_layer
+from spikeforge.pim.sweep import KNOB_VALUES, run_sweep
+from spikeforge.sim import golden
+from spikeforge.sim.bundle import load_bundle, save_bundle
 
-from pim import sweep_cli
-from pim.model import PimConfig, PimLayer, pim_first_layer
-from pim.sweep import KNOB_VALUES, run_sweep
-from sim import golden
-from sim.bundle import load_bundle, save_bundle
-from sim.cli import UsageError
+from spikeforge.cli import pim_sweep as sweep_cli
+from spikeforge.cli.errors import UsageError
 
 DATA = Path(__file__).parent / "data"
 BUNDLE = DATA / "digits"

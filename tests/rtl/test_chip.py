@@ -1,11 +1,13 @@
-"""The whole-network chip (rtl.chip) against the golden model, and spikeforge rtl-sim / verilog.
+"""The whole-network chip (spikeforge.rtl.chip.top) against the golden model, and spikeforge
+rtl-sim / verilog.
 
 ``test_all_random_chips_match_golden`` (slow: one Verilator build of ten chips, about 7
 minutes on 2 cores) builds one top holding a chip for each of ``CHIP_CASES`` (random valid
 bundles: both encodings, every leak/reset mode, per-neuron thresholds and biases, input_shift,
 signed and unsigned inputs, PIM feed with ideal and lossy ADCs and analog combine, the sums
 feed, split layers, lanes 1..16) plus one chip with a corrupted weight, and compares every
-spike of every layer, every output potential and the counters with ``sim.golden``. The default
+spike of every layer, every output potential and the counters with ``spikeforge.sim.golden``. The
+default
 run builds ``FAST_CASES`` only; the command-line test covers the sums feed.
 """
 
@@ -13,13 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from spikeforge.pim.model import PimConfig
+from spikeforge.rtl.chip.top import ChipError, ChipOptions, plan_chip
+from spikeforge.sim import golden
+from spikeforge.sim.bundle import Bundle, InputSpec, Layer, load_bundle, save_bundle
+from spikeforge.sim.semantics import Leak, signed_range
 
-from pim.model import PimConfig
-from rtl.chip import ChipError, ChipOptions, plan_chip
-from sim import cli, golden
-from sim.bundle import Bundle, InputSpec, Layer, load_bundle, save_bundle
-from sim.rtl_sim import counter_mismatches, first_mismatch, run_chips
-from sim.semantics import Leak, signed_range
+from spikeforge import cli
+from spikeforge.rtl_sim import counter_mismatches, first_mismatch, run_chips
 
 SEED = 7007
 SAMPLES = 5
@@ -245,7 +248,7 @@ def test_rtl_sim_cli_equals_spikeforge_run(simulator, tmp_path, capsys):
 
 def test_rtl_sim_cli_mismatch_exits_nonzero(tmp_path, capsys, monkeypatch):
     """A corrupted RTL result: exit 1, the first (sample, step, layer, neuron) on stderr."""
-    import sim.rtl_sim as rtl_sim
+    from spikeforge import rtl_sim
 
     rng = np.random.default_rng(12)
     bundle = _saved(random_bundle(rng, "spikes", 2), tmp_path / "b")

@@ -1,4 +1,5 @@
-"""Chips with convolution layers (rtl.conv_core.ConvCore stages) against the golden model.
+"""Chips with convolution layers (spikeforge.rtl.cores.conv_core.ConvCore stages) against the
+golden model.
 
 The default run builds two small conv chips (PIM feed into a conv first layer; spike input);
 ``test_fashion_conv_chip_200_images`` (slow) runs a random valid bundle of the Fashion-MNIST
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from spikeforge.rtl.chip.top import ChipOptions, plan_chip
+from spikeforge.sim import golden
+from spikeforge.sim.bundle import Bundle, InputSpec, Layer
+from spikeforge.sim.semantics import Leak, signed_range
 
-from rtl.chip import ChipOptions, plan_chip
-from sim import golden
-from sim.bundle import Bundle, InputSpec, Layer
-from sim.rtl_sim import counter_mismatches, first_mismatch, run_chips
-from sim.semantics import Leak, signed_range
+from spikeforge.rtl_sim import counter_mismatches, first_mismatch, run_chips
 
 
 def conv_bundle(
@@ -82,7 +83,7 @@ def test_conv_chips_match_golden(simulator, tmp_path):
 
 @pytest.mark.slow
 def test_fashion_conv_chip_200_images(tmp_path):
-    from algo.data import load_dataset
+    from spikeforge.sim.datasets import load_dataset
 
     data = load_dataset("fashion-mnist")
     rng = np.random.default_rng(28)

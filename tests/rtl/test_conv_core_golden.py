@@ -1,4 +1,5 @@
-"""Layer-level cross-check: random conv2d layers on a ``ConvCore`` against ``sim.golden.run``.
+"""Layer-level cross-check: random conv2d layers on a ``ConvCore`` against
+``spikeforge.sim.golden.run``.
 
 Inputs go in as SPIKE events: one per input spike (``spikes`` encoding), or ``x`` events of the
 same input per step (``direct`` encoding with small codes: duplicate events, in shuffled order).
@@ -14,15 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from spikeforge.rtl.cores.conv_core import ConvCore, ConvCoreParams, conv_core_for_layer
+from spikeforge.rtl.cores.conv_core_model import ConvCoreModel
+from spikeforge.rtl.cores.core import Op, Reg, Region
+from spikeforge.sim.bundle import Layer
+from spikeforge.sim.golden import run
+from spikeforge.sim.semantics import Leak, signed_range
+from spikeforge.sim.testbenches.conv_core_bench import ConvDriver
+from spikeforge.sim.testbenches.core_bench import AmaranthPins
 
-from rtl.conv_core import ConvCore, ConvCoreParams, conv_core_for_layer
-from rtl.conv_core_model import ConvCoreModel
-from rtl.core import Op, Reg, Region
-from sim.bundle import Layer
-from sim.golden import run
-from sim.semantics import Leak, signed_range
-from sim.testbenches.conv_core_bench import ConvDriver
-from sim.testbenches.core_bench import AmaranthPins
 from tests.sim.builders import bundle
 
 

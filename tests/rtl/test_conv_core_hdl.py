@@ -4,7 +4,8 @@ One build holds six cores (``conv_core_cases.HDL_PARAMS``: stride 1/2, padding 0
 1x1..5x5, lanes 1..16, w_bits 2..8, v_bits 8..24, with and without per-neuron thresholds, bias
 and LOAD); each runs a cycle-contract case and ``CASES_PER_CORE`` random cases reprogrammed
 through the configuration port. Every out event, every ``v`` after every step and the counters
-are compared with ``rtl.conv_core_model`` (``sim.semantics`` on the unrolled kernel).
+are compared with ``spikeforge.rtl.cores.conv_core_model`` (``spikeforge.sim.semantics`` on the
+unrolled kernel).
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
-from rtl import emit
-from sim.flow import run_cocotb
-from sim.testbenches.conv_core_cases import (
+from spikeforge.rtl.gateware import emit
+from spikeforge.sim.flow import run_cocotb
+from spikeforge.sim.testbenches.conv_core_cases import (
     HDL_PARAMS,
     MultiConvCore,
     contract_case,
@@ -91,7 +91,7 @@ def test_conv_core_verilog_matches_reference(simulator, hdl_cases, tmp_path):
     report = run_cocotb(
         sources=[verilog],
         toplevel="sf_multiconv",
-        test_module="sim.testbenches.conv_core",
+        test_module="spikeforge.sim.testbenches.conv_core",
         sim=simulator,
         build_dir=tmp_path / simulator,
         case={"instances": sent},

@@ -1,7 +1,7 @@
 """Fast checks of the convolution core: geometry, bank mapping, parameters, small whole cores.
 
 Whole cores run in Amaranth's simulator with the same driver and cases as the cocotb test
-(``sim.testbenches.conv_core_bench``), the cycle contract included for every lane count.
+(``spikeforge.sim.testbenches.conv_core_bench``), the cycle contract included for every lane count.
 """
 
 from __future__ import annotations
@@ -11,16 +11,15 @@ import itertools
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-
-from rtl.conv_core import ConvCore, ConvCoreConfig, ConvCoreParams, axis_table
-from rtl.conv_core_model import ConvCoreModel
-from rtl.core import TICK_LATENCY, Op, Reg, Region
-from sim.bundle import Layer
-from sim.golden import synaptic_input
-from sim.semantics import Leak, signed_range
-from sim.testbenches.conv_core_bench import ConvDriver
-from sim.testbenches.conv_core_cases import HDL_PARAMS, contract_case, random_case
-from sim.testbenches.core_bench import AmaranthPins
+from spikeforge.rtl.cores.conv_core import ConvCore, ConvCoreConfig, ConvCoreParams, axis_table
+from spikeforge.rtl.cores.conv_core_model import ConvCoreModel
+from spikeforge.rtl.cores.core import TICK_LATENCY, Op, Reg, Region
+from spikeforge.sim.bundle import Layer
+from spikeforge.sim.golden import synaptic_input
+from spikeforge.sim.semantics import Leak, signed_range
+from spikeforge.sim.testbenches.conv_core_bench import ConvDriver
+from spikeforge.sim.testbenches.conv_core_cases import HDL_PARAMS, contract_case, random_case
+from spikeforge.sim.testbenches.core_bench import AmaranthPins
 
 
 def _drive(params: ConvCoreParams, cases: list[dict], init: ConvCoreConfig | None = None) -> dict:

@@ -8,10 +8,9 @@ import re
 
 import numpy as np
 import pytest
-
-from rtl.conv_core import ConvCoreParams, conv_core_for_layer, conv_core_verilog
-from rtl.emit import lint
-from sim.bundle import Layer
+from spikeforge.rtl.cores.conv_core import ConvCoreParams, conv_core_for_layer, conv_core_verilog
+from spikeforge.rtl.gateware.emit import lint
+from spikeforge.sim.bundle import Layer
 
 LINT_PARAMS = [
     ConvCoreParams(in_shape=(1, 1, 1), out_channels=1, kernel=(1, 1)),

@@ -1,9 +1,11 @@
-"""Layer-level cross-check: each layer of a small bundle on its own core against ``sim.golden``.
+"""Layer-level cross-check: each layer of a small bundle on its own core against
+``spikeforge.sim.golden``.
 
 Layer 1 takes the input as SPIKE events (``spikes`` encoding) or as LOAD events carrying the
 exact sums ``W x`` (``direct`` encoding, what the PIM periphery sends); layer ``l > 1`` takes
 the golden spikes of layer ``l - 1``. Every out event, every ``v`` after every step and (for
-spike-driven layers) the counters are compared with ``sim.golden.run``. Amaranth simulator.
+spike-driven layers) the counters are compared with ``spikeforge.sim.golden.run``. Amaranth
+simulator.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from spikeforge.rtl.cores.core import Core, CoreConfig, CoreParams, Op, Reg, Region, core_for_layer
+from spikeforge.sim.golden import run, sum_bound
+from spikeforge.sim.semantics import Leak
+from spikeforge.sim.testbenches.core_bench import AmaranthPins, CoreDriver
 
-from rtl.core import Core, CoreConfig, CoreParams, Op, Reg, Region, core_for_layer
-from sim.golden import run, sum_bound
-from sim.semantics import Leak
-from sim.testbenches.core_bench import AmaranthPins, CoreDriver
 from tests.sim.builders import bundle, linear
 
 

@@ -4,7 +4,7 @@ One build holds seven cores (``HDL_PARAMS``: w_bits 2..8, v_bits 8..24, lanes 1.
 without per-neuron thresholds, bias and LOAD); each runs a cycle-contract case and then
 ``CASES_PER_CORE`` random (configuration, stimulus) cases, reprogrammed through the
 configuration port. Every out event, every ``v`` after every step and the counters are compared
-with ``rtl.core_model`` (built on ``sim.semantics``).
+with ``spikeforge.rtl.cores.core_model`` (built on ``spikeforge.sim.semantics``).
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
-from rtl import emit
-from sim.flow import run_cocotb
-from sim.testbenches.core_cases import (
+from spikeforge.rtl.gateware import emit
+from spikeforge.sim.flow import run_cocotb
+from spikeforge.sim.testbenches.core_cases import (
     HDL_PARAMS,
     MultiCore,
     contract_case,
@@ -92,7 +91,7 @@ def test_core_verilog_matches_reference(simulator, hdl_cases, tmp_path):
     report = run_cocotb(
         sources=[verilog],
         toplevel="sf_multicore",
-        test_module="sim.testbenches.core",
+        test_module="spikeforge.sim.testbenches.core",
         sim=simulator,
         build_dir=tmp_path / simulator,
         case={"instances": sent},

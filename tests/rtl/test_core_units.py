@@ -1,7 +1,8 @@
 """Fast Amaranth-simulator tests of the core's pieces and of small whole cores.
 
 The neuron unit and the spike emitter are checked alone; whole cores run the same driver and
-cases as the cocotb tests (``sim.testbenches.core_bench``), including the cycle contract for
+cases as the cocotb tests (``spikeforge.sim.testbenches.core_bench``), including the cycle contract
+for
 every lane count.
 """
 
@@ -12,8 +13,7 @@ import random
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-
-from rtl.core import (
+from spikeforge.rtl.cores.core import (
     TICK_LATENCY,
     Core,
     CoreConfig,
@@ -23,11 +23,18 @@ from rtl.core import (
     Region,
     SpikeEmitter,
 )
-from rtl.core_model import AccumulatorOverflow, CoreModel
-from rtl.neuron import FIRE_CODE, LEAK_CODE, RESET_CODE, NeuronUpdate
-from sim.semantics import FIRE_MODES, LEAK_MODES, RESET_MODES, Leak, neuron_step, signed_range
-from sim.testbenches.core_bench import AmaranthPins, CoreDriver
-from sim.testbenches.core_cases import contract_case, random_case
+from spikeforge.rtl.cores.core_model import AccumulatorOverflow, CoreModel
+from spikeforge.rtl.cores.neuron import FIRE_CODE, LEAK_CODE, RESET_CODE, NeuronUpdate
+from spikeforge.sim.semantics import (
+    FIRE_MODES,
+    LEAK_MODES,
+    RESET_MODES,
+    Leak,
+    neuron_step,
+    signed_range,
+)
+from spikeforge.sim.testbenches.core_bench import AmaranthPins, CoreDriver
+from spikeforge.sim.testbenches.core_cases import contract_case, random_case
 
 
 def _run(dut, bench) -> None:

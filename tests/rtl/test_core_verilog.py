@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from spikeforge.rtl.cores.core import CoreParams, core_verilog
+from spikeforge.rtl.gateware.emit import LINT_WAIVERS, kick_combinational, lint
 
-from rtl.core import CoreParams, core_verilog
-from rtl.emit import LINT_WAIVERS, kick_combinational, lint
-from sim import cli
+from spikeforge import cli
 
 LINT_PARAMS = [
     CoreParams(n_axons=1, n_neurons=1),

@@ -1,6 +1,8 @@
-"""Zou et al.'s incremental mapping (rtl.mapping): the worked example of Tables 2 and 3, rows of
+"""Zou et al.'s incremental mapping (spikeforge.rtl.chip.mapping): the worked example of Tables 2
+and 3, rows of
 Tables 7 and 8, the densities of Eqs. 14-16, the placement driving the chip generator's splits
-(rtl.chip), and a scatter-and-gather bundle on a chip split by the mapper, bit-exact vs golden.
+(spikeforge.rtl.chip.top), and a scatter-and-gather bundle on a chip split by the mapper, bit-exact
+vs golden.
 """
 
 from __future__ import annotations
@@ -9,9 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
-from rtl.chip import ChipError, ChipOptions, plan_chip
-from rtl.mapping import (
+from spikeforge.rtl.chip.mapping import (
     ZOU_CORE,
     CoreSize,
     LayerShape,
@@ -24,10 +24,12 @@ from rtl.mapping import (
     place_layer,
     square_major,
 )
-from sim import golden
-from sim.bundle import Bundle, InputSpec, Layer
-from sim.rtl_sim import counter_mismatches, first_mismatch, run_chip
-from sim.semantics import Leak
+from spikeforge.rtl.chip.top import ChipError, ChipOptions, plan_chip
+from spikeforge.sim import golden
+from spikeforge.sim.bundle import Bundle, InputSpec, Layer
+from spikeforge.sim.semantics import Leak
+
+from spikeforge.rtl_sim import counter_mismatches, first_mismatch, run_chip
 
 #: Table 2's example: a 4x4x128 map, 2x2x128x256 kernel, stride 2, 1-bit conv (k_rep 1, k_wei 2).
 EXAMPLE = LayerShape(4, 4, 128, 256, kernel=2, stride=2, name="example")
@@ -141,8 +143,8 @@ def test_mapper_refuses_what_does_not_fit():
 
 
 def test_mapping_command_prints_tables(tmp_path, capsys):
-    from rtl.mapping import main
-    from sim.bundle import save_bundle
+    from spikeforge.rtl.chip.mapping import main
+    from spikeforge.sim.bundle import save_bundle
 
     assert main([]) == 0
     assert "| example | 4x4x128 | 2x2x64 | 2 | 4 | 100% | 89% | 22% |" in capsys.readouterr().out
@@ -193,8 +195,9 @@ def test_placement_drives_the_chip_splits():
 
 def test_core_option_of_the_commands(tmp_path, capsys):
     """rtl-sim and verilog take --core; a bad size or an unplaceable layer is a usage error."""
-    from sim import cli
-    from sim.bundle import save_bundle
+    from spikeforge.sim.bundle import save_bundle
+
+    from spikeforge import cli
 
     rng = np.random.default_rng(10)
     fc = _layer("f1", "linear", rng.integers(-4, 4, (40, 96)), (96,))
@@ -216,12 +219,11 @@ def _sg_chip_check(simulator, tmp_path, arch: str, core: CoreSize, slices: list[
     """Train a small scatter-and-gather net on digits, export it, split its chip by the mapper
     for ``core``, run 12 test images on it and compare everything with the golden model."""
     import torch
-
-    from algo.data import load_digits
-    from algo.export import export
-    from algo.pipeline import TrainConfig, Trainer
-    from algo.scatter_gather import scatter_gather
-    from sim.bundle import load_bundle
+    from spikeforge.algo.methods.scatter_gather import scatter_gather
+    from spikeforge.algo.training.export import export
+    from spikeforge.algo.training.pipeline import TrainConfig, Trainer
+    from spikeforge.sim.bundle import load_bundle
+    from spikeforge.sim.datasets import load_digits
 
     torch.manual_seed(0)
     threads = torch.get_num_threads()

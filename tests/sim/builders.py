@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
-
-from sim.bundle import Bundle, InputSpec, Layer
-from sim.semantics import Leak, signed_range
+from spikeforge.sim.bundle import Bundle, InputSpec, Layer
+from spikeforge.sim.semantics import Leak, signed_range
 
 
 def linear(

@@ -1,6 +1,7 @@
 """An independent, deliberately plain oracle for SPEC section 2: Python ints, explicit loops.
 
-It shares no code with ``sim.golden`` or ``sim.semantics`` so that the two implementations
+It shares no code with ``spikeforge.sim.golden`` or ``spikeforge.sim.semantics`` so that the two
+implementations
 check each other. Slow; use it on small bundles only. ``event_order`` lets a test feed the
 input events of each step in any order.
 """
@@ -10,8 +11,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
-
-from sim.bundle import Bundle, Layer
+from spikeforge.sim.bundle import Bundle, Layer
 
 
 def _weighted_sums(layer: Layer, x: list[int], rng: random.Random | None) -> list[int]:

@@ -2,7 +2,7 @@
 
 import json
 
-from sim.bench import benchmark_bundle, main
+from spikeforge.bench.golden import benchmark_bundle, main
 
 
 def test_bench_runs_and_reports_both_engines(tmp_path, capsys):
@@ -28,8 +28,7 @@ def test_bench_runs_and_reports_both_engines(tmp_path, capsys):
 
 def test_benchmark_network_fires_at_a_realistic_rate():
     import numpy as np
-
-    from sim import golden
+    from spikeforge.sim import golden
 
     b = benchmark_bundle(timesteps=4)
     x = np.random.default_rng(1).integers(0, 256, size=(16, 784))

@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from spikeforge.sim.bundle import load_bundle
 
-from sim import bench_rtl, bench_suite
-from sim.bundle import load_bundle
+from spikeforge.bench import rtl as bench_rtl
+from spikeforge.bench import suite as bench_suite
 
 
 def _fig(contender, workload, steps, sps, peak=None):

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from sim import bundle as bundle_io
-from sim.bundle import Bundle, BundleError, InputSpec, Layer, load_bundle, save_bundle
-from sim.semantics import Leak
+from spikeforge.sim import bundle as bundle_io
+from spikeforge.sim.bundle import Bundle, BundleError, InputSpec, Layer, load_bundle, save_bundle
+from spikeforge.sim.semantics import Leak
 
 
 def reference_bundle() -> Bundle:

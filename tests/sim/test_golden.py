@@ -7,10 +7,10 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from spikeforge.sim import golden
+from spikeforge.sim.bundle import Bundle, InputSpec, Layer, validate
+from spikeforge.sim.semantics import Leak, neuron_step, signed_range
 
-from sim import golden
-from sim.bundle import Bundle, InputSpec, Layer, validate
-from sim.semantics import Leak, neuron_step, signed_range
 from tests.sim.builders import bundle, linear, random_bundles, random_input
 from tests.sim.plain_model import plain_run
 

@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
+from spikeforge.sim import golden
+from spikeforge.sim.bundle import save_bundle
 
-from sim import golden
-from sim.bundle import save_bundle
-from sim.cli import main
+from spikeforge.cli import main
 from tests.sim.test_bundle import reference_bundle
 
 
@@ -111,7 +111,7 @@ def test_spike_train_must_be_binary(tmp_path, capsys):
 
 
 def test_console_script_help_and_version():
-    exe = [sys.executable, "-m", "sim.cli"]
+    exe = [sys.executable, "-m", "spikeforge.cli"]
     version = subprocess.run([*exe, "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("spikeforge ")
     helptext = subprocess.run([*exe, "--help"], capture_output=True, text=True, check=True)

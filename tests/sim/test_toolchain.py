@@ -8,12 +8,11 @@ import sys
 
 import pytest
 from amaranth.sim import Simulator
-
-from rtl import emit
-from rtl.saturate import SaturatingAccumulator
-from sim.flow import run_cocotb
-from sim.semantics import saturate
-from sim.toolchain import (
+from spikeforge.rtl.gateware import emit
+from spikeforge.rtl.gateware.saturate import SaturatingAccumulator
+from spikeforge.sim.flow import run_cocotb
+from spikeforge.sim.semantics import saturate
+from spikeforge.sim.toolchain import (
     ToolchainError,
     path_with_verilator,
     requested_simulators,
@@ -79,7 +78,7 @@ def test_accumulator_verilog_matches_model_every_cycle(simulator, tmp_path):
     report = run_cocotb(
         sources=[verilog],
         toplevel="sat_acc",
-        test_module="sim.testbenches.accumulator",
+        test_module="spikeforge.sim.testbenches.accumulator",
         sim=simulator,
         build_dir=tmp_path / simulator,
         case={"seed": 1234, "in_bits": 8, "acc_bits": 12, "cycles": CYCLES},

@@ -1,0 +1,349 @@
+"""Training pipelines, pluggable by name (``METHODS``), and the pieces they are made of.
+
+* ``hybrid`` (ACE-SNN): ANN pre-training -> conversion with threshold balancing -> quantised SNN
+  fine-tuning (surrogate BPTT, fake-quantised weights) -> bit-true fine-tuning.
+* ``direct``: surrogate-gradient training from scratch (quantised) -> bit-true fine-tuning.
+
+A method is ``fn(net, data, config, trainer) -> None``; register more with
+``@register_method("name")``. Every phase appends per-epoch records to ``trainer.history``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from spikeforge.algo.snn.models import SNN, build_snn
+from spikeforge.algo.snn.neurons import LIF
+from spikeforge.algo.training.registry import get_method
+from spikeforge.sim.datasets import Dataset
+from torch import Tensor
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs besides the data (defaults: the digits network)."""
+
+    arch: str = "256"
+    method: str = "hybrid"
+    timesteps: int = 5
+    w_bits: int = 6
+    v_bits: int = 16
+    encoding: str = "direct"
+    surrogate: str = "triangle"
+    reset: str = "sub"
+    leak_mode: str = "mult"
+    quant: str = "affine"
+    dropout: float = 0.1
+    batch_size: int = 64
+    ann_epochs: int = 30
+    ann_lr: float = 1e-3
+    snn_epochs: int = 30
+    snn_lr: float = 1e-3
+    bittrue_epochs: int = 10
+    bittrue_lr: float = 2e-4
+    weight_decay: float = 0.0
+    balance_timesteps: int = 100
+    balance_percentile: float = 99.7
+    balance_scale: float = 0.8
+    balance_samples: int = 128
+    seed: int = 0
+    eval_every: int = 1
+    augment: bool = False
+    #: Method-specific settings (``--method-option KEY=VALUE``), read by the method they name.
+    method_options: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Trainer:
+    """Shared state of a run: history records, progress bars, the evaluation seed."""
+
+    progress: bool = True
+    history: list[dict[str, Any]] = field(default_factory=list)
+    log: Callable[[str], None] = print
+    eval_seed: int = 1234
+
+
+def input_shape_for(arch: str, data: Dataset) -> tuple[int, ...]:
+    """``[C, H, W]`` for a network that starts with a convolution, else the flat size."""
+    from spikeforge.algo.snn.models import parse_arch
+
+    specs = parse_arch(arch)
+    if specs and specs[0].kind == "conv2d":
+        return data.image_shape
+    return (math.prod(data.image_shape),)
+
+
+def build_for(config: TrainConfig, data: Dataset) -> SNN:
+    """The network ``config`` describes, shaped for ``data``."""
+    return build_snn(
+        config.arch,
+        input_shape_for(config.arch, data),
+        data.classes,
+        timesteps=config.timesteps,
+        encoder=config.encoding,
+        input_bits=data.bits,
+        input_signed=data.signed,
+        input_scale=data.scale,
+        w_bits=config.w_bits,
+        v_bits=config.v_bits,
+        quant=config.quant,
+        surrogate=config.surrogate,
+        reset=config.reset,
+        leak_mode=config.leak_mode,
+        dropout=config.dropout,
+    )
+
+
+def fixed_inputs(net: SNN, codes: np.ndarray, seed: int) -> Tensor:
+    """Bundle-level inputs for ``codes`` with a fixed encoder seed (reproducible spike trains)."""
+    generator = torch.Generator().manual_seed(seed)
+    return net.encode(torch.as_tensor(codes), generator)
+
+
+@torch.no_grad()
+def predict(net: SNN, x: Tensor, mode: str, batch_size: int = 500) -> np.ndarray:
+    """Predictions of ``net`` in ``mode`` for bundle-level inputs ``x`` (ANN: codes)."""
+    was_mode, was_training = net.mode, net.training
+    net.set_mode(mode).eval()
+    try:
+        preds = []
+        for start in range(0, len(x), batch_size):
+            batch = x[start : start + batch_size]
+            logits = net.ann_forward(batch) if mode == "ann" else net.run(batch)
+            preds.append(logits.argmax(1).numpy())
+        return np.concatenate(preds)
+    finally:
+        net.set_mode(was_mode).train(was_training)
+
+
+def evaluate(net: SNN, codes: np.ndarray, labels: np.ndarray, mode: str, seed: int = 1234) -> float:
+    """Test accuracy of ``net`` in ``mode`` (spike encodings use a fixed seed)."""
+    x = torch.as_tensor(codes) if mode == "ann" else fixed_inputs(net, codes, seed)
+    return float(np.mean(predict(net, x, mode) == labels))
+
+
+def augment_batch(codes: Tensor, generator: torch.Generator, shift: int = 2) -> Tensor:
+    """Random horizontal flips and shifts of up to ``shift`` pixels (zero fill), per sample.
+
+    ``codes``: ``[B, C, H, W]`` integer codes; the values are never changed, only moved.
+    """
+    b, _, h, w = codes.shape
+    flip = torch.rand(b, generator=generator) < 0.5
+    codes = torch.where(flip.view(b, 1, 1, 1), codes.flip(3), codes)
+    padded = F.pad(codes, (shift, shift, shift, shift))
+    dy = torch.randint(0, 2 * shift + 1, (b,), generator=generator)
+    dx = torch.randint(0, 2 * shift + 1, (b,), generator=generator)
+    rows = (
+        (dy.view(b, 1) + torch.arange(h))
+        .view(b, 1, h, 1)
+        .expand(b, codes.shape[1], h, w + 2 * shift)
+    )
+    out = padded.gather(2, rows)
+    cols = (dx.view(b, 1) + torch.arange(w)).view(b, 1, 1, w).expand(b, codes.shape[1], h, w)
+    return out.gather(3, cols)
+
+
+def constrain(net: SNN) -> None:
+    """Keep leaks in [0, 1] and thresholds positive after an optimiser step."""
+    with torch.no_grad():
+        for layer in net.layers:
+            if isinstance(layer.neuron, LIF):
+                layer.neuron.leak.clamp_(0.0, 1.0)
+                layer.neuron.threshold.clamp_(min=1e-3)
+
+
+def fit(
+    net: SNN,
+    data: Dataset,
+    trainer: Trainer,
+    *,
+    phase: str,
+    mode: str,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    eval_every: int = 1,
+    augment: bool = False,
+) -> None:
+    """Train ``net`` in ``mode`` with Adam and cosine decay; evaluates on the test split.
+
+    ``augment`` applies ``augment_batch`` (flips and small shifts) to every training batch.
+    """
+    if epochs <= 0:
+        return
+    from tqdm import tqdm
+
+    net.set_mode(mode)
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    batches = math.ceil(len(data.y_train) / batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * batches)
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    x_all, y_all = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
+    bar = tqdm(
+        total=epochs * batches,
+        desc=f"{phase:>8}",
+        disable=not trainer.progress,
+        dynamic_ncols=True,
+        leave=True,
+    )
+    for epoch in range(epochs):
+        net.train()
+        start, total_loss, correct = time.perf_counter(), 0.0, 0
+        order = torch.as_tensor(rng.permutation(len(y_all)))
+        for b in range(batches):
+            idx = order[b * batch_size : (b + 1) * batch_size]
+            batch = x_all[idx]
+            if augment and batch.dim() == 4:
+                batch = augment_batch(batch, generator)
+            logits = net(batch)
+            loss = F.cross_entropy(logits, y_all[idx])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            constrain(net)
+            total_loss += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == y_all[idx]).sum())
+            bar.update(1)
+        record = {
+            "phase": phase,
+            "mode": mode,
+            "epoch": epoch + 1,
+            "loss": total_loss / len(y_all),
+            "train_acc": correct / len(y_all),
+            "seconds": time.perf_counter() - start,
+        }
+        if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
+            record["test_acc"] = evaluate(net, data.x_test, data.y_test, mode, trainer.eval_seed)
+        trainer.history.append(record)
+        if not trainer.progress:
+            trainer.log(
+                f"{phase} epoch {epoch + 1}/{epochs}: loss {record['loss']:.4f}, train "
+                f"{record['train_acc']:.4f}, test {record.get('test_acc', math.nan):.4f} "
+                f"({record['seconds']:.1f} s)"
+            )
+        bar.set_postfix(
+            loss=f"{record['loss']:.3f}", test=f"{record.get('test_acc', math.nan):.4f}"
+        )
+    bar.close()
+
+
+@torch.no_grad()
+def balance_thresholds(
+    net: SNN,
+    codes: np.ndarray,
+    *,
+    timesteps: int = 100,
+    percentile: float = 99.7,
+    scale: float = 0.8,
+    max_values: int = 2_000_000,
+    seed: int = 0,
+) -> list[float]:
+    """ACE-SNN conversion: per layer, in order, threshold = ``scale`` x the ``percentile`` of the
+    layer's input current over ``timesteps`` steps (leak 1, float weights, earlier layers fixed).
+    """
+    net.set_mode("float").eval()
+    saved_steps, net.timesteps = net.timesteps, timesteps
+    rng = np.random.default_rng(seed)
+    thresholds = []
+    try:
+        lif_layers = [layer for layer in net.layers if isinstance(layer.neuron, LIF)]
+        for layer in lif_layers:
+            layer.neuron.leak.fill_(1.0)
+        x = fixed_inputs(net, codes, seed)
+        for layer in lif_layers:
+            captured: list[Tensor] = []
+            hook = layer.neuron.register_forward_pre_hook(
+                lambda _m, args, store=captured: store.append(args[0].detach())
+            )
+            try:
+                net.run(x)
+            finally:
+                hook.remove()
+            values = captured[0].reshape(-1).numpy()
+            if values.size > max_values:
+                values = rng.choice(values, max_values, replace=False)
+            theta = max(float(np.percentile(values, percentile)) * scale, 1e-3)
+            layer.neuron.threshold.fill_(theta)
+            thresholds.append(theta)
+    finally:
+        net.timesteps = saved_steps
+    return thresholds
+
+
+def start_bittrue(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer) -> None:
+    """Fix the per-layer input shifts on a calibration batch, then fine-tune bit-true."""
+    calib = fixed_inputs(net, data.x_train[: config.balance_samples], config.seed)
+    shifts = net.calibrate_shifts(calib)
+    trainer.log(f"input shifts per layer: {shifts}")
+    fit(
+        net,
+        data,
+        trainer,
+        phase="bittrue",
+        mode="bittrue",
+        epochs=config.bittrue_epochs,
+        lr=config.bittrue_lr,
+        batch_size=config.batch_size,
+        seed=config.seed + 3,
+        eval_every=config.eval_every,
+        augment=config.augment,
+    )
+
+
+def fit_ann(
+    net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer, phase: str = "ann"
+) -> None:
+    """The ANN phase the conversion methods start with (hybrid, ``convert-*``,
+    scatter-and-gather): ``fit`` in mode ``ann`` with the config's ANN epochs and rate."""
+    fit(
+        net,
+        data,
+        trainer,
+        phase=phase,
+        mode="ann",
+        epochs=config.ann_epochs,
+        lr=config.ann_lr,
+        batch_size=config.batch_size,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        eval_every=config.eval_every,
+        augment=config.augment,
+    )
+
+
+@dataclass
+class TrainResult:
+    """A trained network, its history, and the wall time of training."""
+
+    net: SNN
+    history: list[dict[str, Any]]
+    seconds: float
+
+
+def train(config: TrainConfig, data: Dataset, trainer: Trainer | None = None) -> TrainResult:
+    """Build the network for ``data`` and train it with ``config.method``."""
+    method = get_method(config.method)
+    trainer = trainer or Trainer()
+    torch.manual_seed(config.seed)
+    net = build_for(config, data)
+    start = time.perf_counter()
+    replacement = method(net, data, config, trainer)
+    if replacement is not None:
+        net = replacement
+    net.set_mode("bittrue").eval()
+    return TrainResult(net, trainer.history, time.perf_counter() - start)

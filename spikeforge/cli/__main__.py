@@ -1,0 +1,7 @@
+"""``python -m spikeforge.cli``: the ``spikeforge`` command."""
+
+import sys
+
+from spikeforge.cli import main
+
+sys.exit(main())
