@@ -34,12 +34,15 @@ nox.options.sessions = ["tests"]
 DIGITS_RUN = "runs/digits"
 
 TORCH = "torch==2.13.0"
+#: The exact tested versions of every dependency.
+CONSTRAINTS = "constraints.txt"
 
 
 def _install_project(session: nox.Session, extras: str = "dev") -> None:
-    """torch first, pinned (an unpinned resolve pulls a CUDA build), then the project."""
-    session.install(TORCH)
-    session.install("-e", f".[{extras}]")
+    """torch first, pinned (an unpinned resolve pulls a CUDA build), then the project, everything
+    at the exact versions of ``constraints.txt`` (pyproject.toml only holds ranges)."""
+    session.install("-c", CONSTRAINTS, TORCH)
+    session.install("-c", CONSTRAINTS, "-e", f".[{extras}]")
 
 
 def _sim_env(session: nox.Session) -> dict[str, str]:
@@ -60,7 +63,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole tree."""
-    session.install("ruff")
+    session.install("-c", CONSTRAINTS, "ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -76,10 +79,8 @@ PEER_DEPS = ["loguru", "h5py"]
 def bench(session: nox.Session) -> None:
     """Training (vs snnTorch, SpikingJelly, Norse), inference and RTL figures -> reports/bench."""
     _install_project(session)
-    pin = Path(session.create_tmp()) / "torch-pin.txt"
-    pin.write_text(TORCH + "\n")
-    session.install("-c", str(pin), "--no-deps", *PEERS)
-    session.install("-c", str(pin), *PEER_DEPS)
+    session.install("-c", CONSTRAINTS, "--no-deps", *PEERS)
+    session.install("-c", CONSTRAINTS, *PEER_DEPS)
     session.run("python", "-c", "import torch; assert torch.__version__.startswith('2.13.0')")
     args = session.posargs or ["--out", "reports/bench"]
     session.run("python", "-m", "spikeforge.bench.suite", *args, env=_sim_env(session))

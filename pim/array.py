@@ -124,7 +124,7 @@ def map_layer(layer: Layer, geometry: ArrayGeometry = ArrayGeometry()) -> Mappin
 
 
 def weight_matrix(layer: Layer) -> np.ndarray:
-    """Weights as ``[K, O]`` int64, rows in the order of ``spikeforge.sim.golden._conv_columns``."""
+    """Weights as ``[K, O]`` int64, rows in the order of ``spikeforge.sim.golden.conv_columns``."""
     return layer.weight.reshape(layer.weight.shape[0], -1).T.astype(np.int64)
 
 

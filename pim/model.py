@@ -29,7 +29,7 @@ from spikeforge.pim.array import (
 )
 from spikeforge.pim.nonideal import NonIdeal, adc_gain_offset, bitline, cell_factors, dac, inl_curve
 from spikeforge.sim.bundle import Bundle, InputSpec, Layer
-from spikeforge.sim.golden import _conv_columns, check_input
+from spikeforge.sim.golden import conv_columns, check_input
 
 Combine = Literal["digital", "analog"]
 COMBINES: tuple[str, ...] = ("digital", "analog")
@@ -101,7 +101,7 @@ class PimLayer:
         if layer.kind == "linear":
             cols = x.reshape(batch, 1, -1)
         else:
-            cols = _conv_columns(x.reshape(batch, *layer.in_shape), layer)
+            cols = conv_columns(x.reshape(batch, *layer.in_shape), layer)
             cols = cols.reshape(batch, -1, self.mapping.k)
         return cols.astype(np.int64) + self.offset
 

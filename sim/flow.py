@@ -21,8 +21,6 @@ REPORT_ENV = "SPIKEFORGE_TB_REPORT"
 #: Environment variable through which a testbench finds its stimulus/expectation file.
 CASE_ENV = "SPIKEFORGE_TB_CASE"
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
-
 
 class SimulationFailed(AssertionError):
     """The HDL simulation did not build, did not run, or a cocotb test failed."""
@@ -106,9 +104,6 @@ def run_cocotb(
     extra_env = {
         REPORT_ENV: str(report_path),
         CASE_ENV: str(case_path),
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
-        ),
     }
     environment = verilator_build_environment() if sim == "verilator" else nullcontext()
     try:

@@ -132,7 +132,7 @@ def state_dtype(layer: Layer, bound: int) -> type[np.signedinteger]:
     return np.int32 if max(product, v_max + a_max + 1) < 2**31 else np.int64
 
 
-def _conv_columns(x: np.ndarray, layer: Layer) -> np.ndarray:
+def conv_columns(x: np.ndarray, layer: Layer) -> np.ndarray:
     """im2col: ``[B, C, H, W]`` -> ``[B, Ho, Wo, C*kh*kw]`` for ``layer``'s stride and padding."""
     kh, kw = layer.weight.shape[2:]
     (ph, pw), (sh, sw) = layer.padding, layer.stride
@@ -159,7 +159,7 @@ def synaptic_input(
     if layer.kind == "linear":
         s = x.reshape(batch, -1).astype(dtype) @ w.astype(dtype).T
     else:
-        cols = _conv_columns(x.reshape(batch, *layer.in_shape).astype(dtype), layer)
+        cols = conv_columns(x.reshape(batch, *layer.in_shape).astype(dtype), layer)
         s = cols @ w.reshape(w.shape[0], -1).astype(dtype).T  # [B, Ho, Wo, O]
         s = s.transpose(0, 3, 1, 2)
     return s.reshape(batch, -1).astype(out_dtype)
