@@ -58,6 +58,14 @@ def _log_tail(path: Path, lines: int = 25) -> str:
     return "\n".join(["", f"--- last lines of {path}:", *tail])
 
 
+def _runner_step(what: str, step: Any, **kwargs: Any) -> Any:
+    """One cocotb runner call; any failure becomes ``SimulationFailed`` with its log's tail."""
+    try:
+        return step(**kwargs)
+    except (SystemExit, Exception) as exc:
+        raise SimulationFailed(f"{what} failed ({exc}){_log_tail(kwargs['log_file'])}") from None
+
+
 def check_simulator(sim: str) -> None:
     """Fail with a clear message when ``sim`` cannot be run here."""
     if sim == "verilator":
@@ -105,37 +113,28 @@ def run_cocotb(
         REPORT_ENV: str(report_path),
         CASE_ENV: str(case_path),
     }
+    common = {"hdl_toplevel": toplevel, "build_dir": build_dir, "timescale": ("1ns", "1ps")}
     environment = verilator_build_environment() if sim == "verilator" else nullcontext()
-    try:
-        with environment:
-            runner.build(
-                sources=[Path(s).resolve() for s in sources],
-                hdl_toplevel=toplevel,
-                build_dir=build_dir,
-                always=True,
-                build_args=build_args,
-                timescale=("1ns", "1ps"),
-                log_file=build_dir / "build.log",
-            )
-    except (SystemExit, Exception) as exc:
-        raise SimulationFailed(
-            f"{sim}: building {toplevel} failed ({exc}){_log_tail(build_dir / 'build.log')}"
-        ) from None
-    try:
-        results = runner.test(
-            hdl_toplevel=toplevel,
-            test_module=test_module,
-            build_dir=build_dir,
-            test_dir=build_dir,
-            extra_env=extra_env,
-            seed=seed,
-            timescale=("1ns", "1ps"),
-            log_file=build_dir / "sim.log",
+    with environment:
+        _runner_step(
+            f"{sim}: building {toplevel}",
+            runner.build,
+            sources=[Path(s).resolve() for s in sources],
+            always=True,
+            build_args=build_args,
+            log_file=build_dir / "build.log",
+            **common,
         )
-    except (SystemExit, Exception) as exc:
-        raise SimulationFailed(
-            f"{sim}: {test_module} on {toplevel} failed ({exc}){_log_tail(build_dir / 'sim.log')}"
-        ) from None
+    results = _runner_step(
+        f"{sim}: {test_module} on {toplevel}",
+        runner.test,
+        test_module=test_module,
+        test_dir=build_dir,
+        extra_env=extra_env,
+        seed=seed,
+        log_file=build_dir / "sim.log",
+        **common,
+    )
     n_tests, n_failed = get_results(results)
     if n_tests == 0 or n_failed:
         raise SimulationFailed(
