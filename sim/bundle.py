@@ -1,4 +1,4 @@
-"""The deployment bundle (SPEC 3.1): one directory holding ``manifest.json`` and ``weights.npz``.
+"""The deployment bundle (docs/bundle.md): ``manifest.json`` and ``weights.npz`` in one directory.
 
 This module is the only place that reads or writes bundles. ``load_bundle`` validates every
 field before anything runs and raises ``BundleError`` naming the offending field;
@@ -64,7 +64,7 @@ class InputSpec:
 
 @dataclass(eq=False)
 class Layer:
-    """One layer: integer weights plus the neuron parameters of SPEC section 2.
+    """One layer: integer weights plus the neuron parameters of docs/semantics.md.
 
     ``threshold`` and ``bias`` keep the form they were given in (an int, ``None``, or one value
     per output neuron in flattened ``[C,H,W]`` order) so a bundle round-trips exactly; use
