@@ -1,4 +1,4 @@
-"""The deployment bundle (docs/bundle.md): ``manifest.json`` and ``weights.npz`` in one directory.
+"""The deployment bundle (SPEC 3.1): one directory holding ``manifest.json`` and ``weights.npz``.
 
 This module is the only place that reads or writes bundles. ``load_bundle`` validates every
 field before anything runs and raises ``BundleError`` naming the offending field;

@@ -1,4 +1,4 @@
-"""Reading inputs and writing RESULT.npz files for the command line (docs/bundle.md)."""
+"""Reading inputs and writing RESULT.npz files for the command line (SPEC 3.3)."""
 
 from __future__ import annotations
 

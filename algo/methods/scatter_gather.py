@@ -57,7 +57,7 @@ from spikeforge.sim.golden import sum_bound
 from torch import Tensor, nn
 
 MODES: tuple[str, ...] = ("ann", "float", "quant", "bittrue")
-#: Largest membrane width the conversion may choose (a bundle allows 32; the chip holds 24).
+#: Largest membrane width the conversion may choose (SPEC allows more; the chip holds 24).
 MAX_V_BITS = 32
 
 

@@ -3,7 +3,8 @@ computes.
 
 The exporter takes ``SNN.int_layers()`` -- the very tensors the bit-true forward pass uses -- and
 writes them with ``spikeforge.sim.bundle.save_bundle``; it never writes manifest or weights itself.
-Float scales go to ``meta`` (informational only).
+Float
+scales go to ``meta`` (informational only).
 """
 
 from __future__ import annotations

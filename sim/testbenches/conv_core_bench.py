@@ -1,5 +1,6 @@
 """Drive one ``spikeforge.rtl.cores.conv_core.ConvCore`` through a case: ``core_bench.CoreDriver``
-with the convolution core's cycle contract (``ConvCoreParams.spike_cycles``, ``tick_cycles``, ...).
+with the
+convolution core's cycle contract (``ConvCoreParams.spike_cycles``, ``tick_cycles``, ...).
 """
 
 from __future__ import annotations

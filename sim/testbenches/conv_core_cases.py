@@ -2,7 +2,8 @@
 case format.
 
 Expectations come from ``spikeforge.rtl.cores.conv_core_model.ConvCoreModel``; the phases, stimulus
-style and read-backs are ``core_cases``'. Also here: the parameter sets the HDL test builds, and
+style and
+read-backs are ``core_cases``'. Also here: the parameter sets the HDL test builds, and
 ``MultiConvCore``, several convolution cores in one top for one simulator build.
 """
 

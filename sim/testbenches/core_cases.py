@@ -2,8 +2,9 @@
 
 A case is JSON-ready: a list of phases that a driver (``core_bench``) executes in order. Every
 expectation comes from ``spikeforge.rtl.cores.core_model.CoreModel`` (hence
-``spikeforge.sim.semantics``). Also here: the parameter sets the HDL tests build, and ``MultiCore``,
-which puts several cores in one top so one simulator build covers all of them.
+``spikeforge.sim.semantics``). Also here: the
+parameter sets the HDL tests build, and ``MultiCore``, which puts several cores in one top so one
+simulator build covers all of them.
 """
 
 from __future__ import annotations

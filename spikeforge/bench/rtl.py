@@ -1,10 +1,11 @@
 """RTL figures: cycles per sample and SOPs per cycle against ``lanes``, and simulation speed.
 
-* The lanes sweep runs the bundle's chip (``spikeforge.rtl.chip.top``) at every ``lanes`` choice
-  in one Verilator build (``spikeforge.rtl_sim.run_chips``) on real digits samples; every chip's
-  spikes and output potentials must equal the golden model's (checked here, with the count
-  compared). SOPs are the golden model's synaptic operations (all layers, layer 1's LOAD-fed
-  multiply-accumulates included) per sample; SOPs per cycle = SOPs / chip cycles.
+* The lanes sweep runs the bundle's chip (``spikeforge.rtl.chip.top``) at every ``lanes`` choice in
+one
+  Verilator build (``spikeforge.rtl_sim.run_chips``) on real digits samples; every chip's spikes and
+  output potentials must equal the golden model's (checked here, with the count compared).
+  SOPs are the golden model's synaptic operations (all layers, layer 1's LOAD-fed multiply-
+  accumulates included) per sample; SOPs per cycle = SOPs / chip cycles.
 * Simulation speed: simulated clock cycles per wall-clock second of the cocotb test (the
   ``time`` cocotb records in ``results.xml``; the Verilator build is excluded) for the whole
   chip and for one core (the bundle's output layer alone, fed the golden model's spikes).

@@ -1,4 +1,4 @@
-"""The ``spikeforge`` command line (docs/cli.md).
+"""The ``spikeforge`` command line (SPEC section 3.3).
 
 Each subcommand lives with its concern and is imported only when it runs, so ``--help`` stays
 fast and never imports torch or Amaranth.
