@@ -2,9 +2,8 @@
 
 All figures are per input sample. Operation counts come from the golden model's counters
 (``spikeforge.sim.golden.LayerCounters``), divided by the number of samples; the dense counts the
-paper's
-equations use come from the layer shapes. Direct encoding gives the same input at every step,
-so layer 1 runs once per sample (one pass) whether in PIM or digital; spike inputs need one
+paper's equations use come from the layer shapes. Direct encoding gives the same input at every
+step, so layer 1 runs once per sample (one pass) whether in PIM or digital; spike inputs need one
 pass per step.
 """
 

@@ -2,8 +2,7 @@
 
 Every point runs the golden model with layer 1's synaptic sums taken from the PIM model
 (``spikeforge.sim.golden.run(..., first_layer_sums=...)``); the rest of the network is the exact
-integer
-model. Random knobs are averaged over several seeds (chip instances).
+integer model. Random knobs are averaged over several seeds (chip instances).
 """
 
 from __future__ import annotations

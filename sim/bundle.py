@@ -64,7 +64,7 @@ class InputSpec:
 
 @dataclass(eq=False)
 class Layer:
-    """One layer: integer weights plus the neuron parameters of SPEC section 2.
+    """One layer: integer weights plus the neuron parameters of docs/semantics.md.
 
     ``threshold`` and ``bias`` keep the form they were given in (an int, ``None``, or one value
     per output neuron in flattened ``[C,H,W]`` order) so a bundle round-trips exactly; use

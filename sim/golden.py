@@ -1,4 +1,4 @@
-"""The golden integer model (SPEC 3.2): runs a bundle on a batch, exactly as SPEC section 2 says.
+"""The golden integer model: runs a bundle on a batch, exactly as docs/semantics.md says.
 
 Every cross-check in spikeforge compares against ``run``. The layers are evaluated one after
 another over all time steps (a layer's input train is complete before the next layer starts, as
@@ -60,7 +60,7 @@ class GoldenResult:
     potentials: dict[str, np.ndarray] | None = field(default=None)
 
     def result_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays of SPEC 3.3's RESULT.npz: ``pred``, ``v_out``, ``spikes.<layer>``."""
+        """The arrays of RESULT.npz (docs/bundle.md): ``pred``, ``v_out``, ``spikes.<layer>``."""
         arrays = {"pred": self.pred, "v_out": self.v_out}
         arrays |= {f"spikes.{name}": s for name, s in self.spikes.items()}
         return arrays
@@ -396,7 +396,7 @@ class Model:
         return a
 
     def _neuron_loop(self, plan: _LayerPlan, a: np.ndarray, n: int, t_steps: int, static, record):
-        """SPEC 2's update for every step: spikes ``[N,T,n_out]``, final v, potentials."""
+        """The neuron update for every step: spikes ``[N,T,n_out]``, final v, potentials."""
         layer = plan.layer
         if not static:
             a = a.reshape(n, t_steps, -1)

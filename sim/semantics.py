@@ -1,4 +1,4 @@
-"""The integer semantics of SPEC section 2, in one place.
+"""The integer semantics (docs/semantics.md), in one place.
 
 Every other part of spikeforge (golden model, PyTorch bit-true mode, testbench models) calls
 these functions rather than re-deriving them. They accept Python ints or numpy integer arrays;
@@ -87,7 +87,7 @@ def neuron_step(
     out: np.ndarray | None = None,
     spike_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One step of SPEC section 2 for a vector of neurons: returns ``(v_next, spikes)``.
+    """One neuron update (docs/semantics.md) for a vector of neurons: returns ``(v_next, spikes)``.
 
     ``a`` is the already shifted and biased input ``(s >> input_shift) + bias``. ``out`` (which
     may be ``v`` itself) and ``spike_out`` (bool) receive the results in place, so a time loop

@@ -3,9 +3,8 @@ golden model.
 
 ``run_chip`` plans and emits the chip, builds it with Verilator or Icarus, runs every sample
 through ``spikeforge.sim.testbenches.chip`` and returns the RTL's results in ``spikeforge run``'s
-keys plus
-cycles and per-core counters. ``first_mismatch`` finds the first (sample, step, layer, neuron)
-where two results differ; ``counter_mismatches`` checks the RTL counters against the golden
+keys plus cycles and per-core counters. ``first_mismatch`` finds the first (sample, step, layer,
+neuron) where two results differ; ``counter_mismatches`` checks the RTL counters against the golden
 model's; ``report`` prints throughput and the energy estimate from the RTL counters.
 """
 

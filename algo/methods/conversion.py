@@ -10,8 +10,7 @@ integer weights, thresholds and biases -> bundle. Nothing is trained after the A
 * ``percentile`` (ACE-SNN): the same ANN; layer by layer, threshold = ``scale`` x the
   ``percentile`` of the layer's input current over ``balance_timesteps`` steps
   (``spikeforge.algo.training.pipeline.balance_thresholds``: 99.7th percentile, x 0.8, as the
-  hybrid pipeline's
-  conversion step).
+  hybrid pipeline's conversion step).
 * ``ecc`` (Wu et al., "A little energy goes a long way"): ANN with bias and batch norm. CMB folds
   batch norm into the weights and bias with the batch norm's own epsilon, CN normalises every
   layer by the maximum activation ``lambda_n`` of the ANN on the training set
@@ -20,10 +19,10 @@ integer weights, thresholds and biases -> bundle. Nothing is trained after the A
 
 The converted network is an ``SNN`` whose layers are ``BiasedLayer`` s (a per-step bias, which
 the bundle holds in its integer ``bias`` field); IF neurons (no leak). Integer export is the
-project's (``spikeforge.algo.training.export``): symmetric per-tensor weights, ``theta = ceil(V_th
-/ unit)``, and
-``bias = round(b / unit + eta theta / T)`` (one rounding). ECC's TRE bias depends on ``T``, so a
-converted network is exported once per ``T`` (``set_timesteps`` updates it).
+project's (``spikeforge.algo.training.export``): symmetric per-tensor weights,
+``theta = ceil(V_th / unit)``, and ``bias = round(b / unit + eta theta / T)`` (one rounding).
+ECC's TRE bias depends on ``T``, so a converted network is exported once per ``T``
+(``set_timesteps`` updates it).
 """
 
 from __future__ import annotations

@@ -11,8 +11,7 @@ average spiking activity of the spikes feeding it (per neuron and step). Then
 So the SNN's advantage over the ANN is ``E_MAC / (E_AC · #AC/#MAC)`` and over a converted SNN
 ``#AC_conv / #AC``; ``PAPER_RATIOS`` and ``PAPER_CLAIMS`` hold the printed numbers they
 reproduce. This is a different model from ACE-SNN's (``spikeforge.pim.energy``): no memory traffic,
-no
-neuron updates, only synaptic operations.
+no neuron updates, only synaptic operations.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """The float LIF over all ``T`` steps as one autograd node, with its BPTT written by hand.
 
 ``spikeforge.algo.snn.neurons.lif_sequence`` builds the graph step by step: every step adds a leak
-product, a
-sum, a spike node, a reset product and a difference to the autograd tape, and the tape then
-replays them one by one. ``lif_fused`` computes the same forward pass under ``no_grad`` (only the
-membrane potentials ``u [T, ...]`` are saved; spikes and reset potentials are recomputed from
+product, a sum, a spike node, a reset product and a difference to the autograd tape, and the tape
+then replays them one by one. ``lif_fused`` computes the same forward pass under ``no_grad`` (only
+the membrane potentials ``u [T, ...]`` are saved; spikes and reset potentials are recomputed from
 them) and runs backpropagation through time in one Python loop of in-place tensor ops on
 preallocated one-step buffers, so each step's working set stays in cache and no ``[T, ...]``
 temporary is allocated (fresh large allocations cost page faults that dominated a vectorised

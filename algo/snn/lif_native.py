@@ -6,8 +6,7 @@ each a full pass over one step's neurons (and, with 2 threads, one OpenMP barrie
 does each direction in one pass: every thread takes a slice of the neurons and runs the whole
 sequence over ``T`` for a block of them, keeping the potential and the running gradient in
 registers / L1. It evaluates exactly the float expressions of ``spikeforge.algo.snn.lif_fused`` in
-the same
-order (compiled with ``-ffp-contract=off``, no fast-math), so spikes, potentials and input
+the same order (compiled with ``-ffp-contract=off``, no fast-math), so spikes, potentials and input
 gradients are bit-identical to the torch paths (``tests/algo/test_lif_fused.py``).
 
 Scope: scalar threshold and leak, the triangle surrogate (the default), float32 / float64 on the

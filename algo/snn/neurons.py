@@ -2,7 +2,7 @@
 
 All modules take a whole sequence ``[T, N, *shape]`` at once (SpikingJelly's multi-step mode):
 a layer's input current for every step is computed in one batched product, then the neuron
-dynamics run over ``T``. The update order is SPEC section 2: leak the previous potential, add
+dynamics run over ``T``. The update order is docs/semantics.md's: leak the previous potential, add
 this step's input, (saturate), compare ``u >= theta``, reset.
 """
 
@@ -61,8 +61,7 @@ class LIF(nn.Module):
     ``1 - 2^-k``; ``none`` is an IF neuron. ``reset``: ``sub`` (soft), ``zero`` (hard), ``none``.
     ``fused`` (default) runs all steps as one autograd node with a hand-written BPTT
     (``spikeforge.algo.snn.lif_fused``: same spikes and input gradients); ``False`` uses the
-    step-by-step
-    reference ``lif_sequence``.
+    step-by-step reference ``lif_sequence``.
     """
 
     fire = "lif"

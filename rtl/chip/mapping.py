@@ -23,10 +23,9 @@ This reproduces the paper's worked example (Tables 2 and 3) and the rows of Tabl
 tests/rtl/test_mapping.py checks.
 
 ``chip_placement`` applies the same equations to this project's chip (``spikeforge.rtl.chip.top``):
-its cores
-hold multi-bit weights (``k_wei = 1``), a bundle already holds the expanded neuron groups
-(``k_rep = 1``), there is no axon extension (``f = 1``), and a conv core takes the whole input
-map (channel slices only, no spatial patches).
+its cores hold multi-bit weights (``k_wei = 1``), a bundle already holds the expanded neuron groups
+(``k_rep = 1``), there is no axon extension (``f = 1``), and a conv core takes the whole input map
+(channel slices only, no spatial patches).
 """
 
 from __future__ import annotations
@@ -389,8 +388,7 @@ def bundle_report(bundle_layers: list[Layer], core: CoreSize = ZOU_CORE) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m spikeforge.rtl.chip.mapping [BUNDLE] [--core AXONSxNEURONS]``: the worked
-    example of
-    Tables 2-3, or the placements of a bundle's layers."""
+    example of Tables 2-3, or the placements of a bundle's layers."""
     import argparse
     import sys
 

@@ -1,11 +1,10 @@
-"""The digital periphery of the SRAM-PIM first layer (SPEC 4.3): ADC codes in, LOAD events out.
+"""The digital periphery of the SRAM-PIM first layer: ADC codes in, LOAD events out.
 
 ``PimPeriphery`` does in hardware what ``spikeforge.pim.model.recombine`` does in numpy: per output
 neuron, ``y = (Σ_g Σ_j place_j · code[g, j]) << lsb_shift - correction[channel]`` (``place_j =
 2^j``, ``-2^(w_bits-1)`` for the MSB bit-column; a single signed code per group for the analog
-combine), then ``value = y >> input_shift`` (arithmetic, floor), emitted as
-``LOAD(neuron, value)`` to the first neurosynaptic core (``spikeforge.rtl.cores.core.Core`` built
-with ``load``).
+combine), then ``value = y >> input_shift`` (arithmetic, floor), emitted as ``LOAD(neuron, value)``
+to the first neurosynaptic core (``spikeforge.rtl.cores.core.Core`` built with ``load``).
 """
 
 from __future__ import annotations

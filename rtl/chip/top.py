@@ -1,4 +1,4 @@
-"""The chip of SPEC 4.2: a whole bundle in hardware, one stage of cores per layer.
+"""The chip: a whole bundle in hardware, one stage of cores per layer.
 
 ``plan_chip(bundle, options)`` decides the hardware (``ChipPlan``): per layer a stage of one or
 more cores (a layer with more neurons than ``max_neurons`` is split into slices of neurons, fed
@@ -9,8 +9,7 @@ Layer 1 feeds (``ChipPlan.feed``):
 
 * ``pim`` (direct encoding, default): the host supplies the SRAM-PIM array's ADC codes, one
   word per layer-1 neuron; ``spikeforge.rtl.chip.pim_periphery.PimPeriphery`` turns them into
-  ``LOAD`` events
-  (it applies ``input_shift``, so the first cores run with ``input_shift`` 0).
+  ``LOAD`` events (it applies ``input_shift``, so the first cores run with ``input_shift`` 0).
 * ``sums`` (direct encoding, when the PIM array cannot hold layer 1 or its values overflow the
   periphery): the host supplies layer 1's exact sums as ``LOAD(neuron, s)`` words.
 * ``spikes`` (spike encoding): ``SPIKE(input)`` words, a ``TICK`` word after each step.
@@ -72,9 +71,8 @@ class ChipOptions:
     ``core`` (a fixed core size, ``spikeforge.rtl.chip.mapping.CoreSize``) lets the mapper decide
     the splits:
     each layer is cut into the slices of its ``spikeforge.rtl.chip.mapping.chip_placement`` (output
-    neurons of a
-    linear layer, output channels of a convolution), and a layer whose inputs exceed the core's
-    axons is refused. Without it (the default) ``max_neurons`` splits linear layers only.
+    neurons of a linear layer, output channels of a convolution), and a layer whose inputs exceed
+    the core's axons is refused. Without it (the default) ``max_neurons`` splits linear layers only.
     """
 
     lanes: int = 16
@@ -183,8 +181,8 @@ def _channel_slice(layer: Layer, lo: int, hi: int) -> Layer:
 
 def conv_slices(layer: Layer, options: ChipOptions, **core: Any) -> list[Slice]:
     """A conv2d layer on the event-driven convolution core (``spikeforge.rtl.cores.conv_core``):
-    unsplit, or in
-    slices of output channels (contiguous neurons) from the mapper for ``options.core``."""
+    unsplit, or in slices of output channels (contiguous neurons) from the mapper for
+    ``options.core``."""
     try:
         from spikeforge.rtl.cores.conv_core import conv_core_for_layer
     except ImportError:
@@ -465,9 +463,8 @@ class Chip(wiring.Component):
       finished its last step.
     * ``cfg`` (``valid``, ``write``, ``addr``, ``wdata`` -> ``ready``, ``rvalid``, ``rdata``
       ``CFG_READ_LATENCY`` (2) cycles after a read was accepted; reads may follow back to
-      back): ``addr = target << sub_bits | sub``; target ``k < n_cores`` is
-      core ``k``'s configuration port (``spikeforge.rtl.cores.core.Region``), target ``n_cores``
-      the chip
+      back): ``addr = target << sub_bits | sub``; target ``k < n_cores`` is core ``k``'s
+      configuration port (``spikeforge.rtl.cores.core.Region``), target ``n_cores`` the chip
       registers: sub 0 ``lsb_shift``, sub 1 ``input_shift``, sub ``2^(sub_bits-1) + c`` the
       periphery's correction of channel ``c`` (write only).
     * ``mon``: per stage, registered copies of its out-stream handshake (fire, op, index in

@@ -2,8 +2,7 @@
 the merge.
 
 All three speak the cores' event streams (``spikeforge.rtl.cores.core.Op`` in the low two payload
-bits) with
-valid/ready handshakes; none loses an event under back-pressure.
+bits) with valid/ready handshakes; none loses an event under back-pressure.
 """
 
 from __future__ import annotations

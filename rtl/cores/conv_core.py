@@ -1,10 +1,9 @@
-"""The event-driven convolution core of SPEC 4.2: a conv2d layer, ``lanes`` channels a cycle.
+"""The event-driven convolution core: a conv2d layer, ``lanes`` channels a cycle.
 
 ``ConvCore`` is ``spikeforge.rtl.cores.core.Core`` with a different synapse side: the weight memory
-holds only
-the shared kernel, and an input event visits the kernel-sized neighbourhood of output neurons it
-reaches. Streams, opcodes, configuration port, counters and the neuron (TICK) pipeline are
-``Core``'s. Read ``ConvCore``'s docstring for the memory layout and the cycle contract.
+holds only the shared kernel, and an input event visits the kernel-sized neighbourhood of output
+neurons it reaches. Streams, opcodes, configuration port, counters and the neuron (TICK) pipeline
+are ``Core``'s. Read ``ConvCore``'s docstring for the memory layout and the cycle contract.
 """
 
 from __future__ import annotations
@@ -284,7 +283,7 @@ class ConvCore(Core):
     ``ky = y + ph - oy*sh`` and ``kx = x + pw - ox*sw`` inside the kernel. Configuration
     addresses (``ConvCoreParams.addr``): WEIGHT ``(tap, o)`` with ``tap = (c*kh + ky)*kw + kx``
     (``weight_addr``); THETA, BIAS, V, ACC by neuron; CTRL registers and counters as ``Core``.
-    Synaptic operations count the non-zero weights a SPIKE adds (SPEC 3.2's definition).
+    Synaptic operations count the non-zero weights a SPIKE adds (the golden model's definition).
 
     **Memories** (synchronous read, block-RAM friendly): the kernel, ``taps * OG`` rows of
     ``lanes`` weights (``OG = ceil(out_c / lanes)``), never an unrolled crossbar; ``v``, theta
@@ -684,8 +683,8 @@ def conv_core_for_layer(
     leak_modes: tuple[str, ...] | None = None,
 ) -> tuple[ConvCoreParams, ConvCoreConfig]:
     """A convolution core sized for a ``conv2d`` bundle layer (``spikeforge.sim.bundle.Layer``) and
-    its
-    configuration; per-neuron thresholds, bias and leak hardware only where the layer needs them.
+    its configuration; per-neuron thresholds, bias and leak hardware only where the layer needs
+    them.
     """
     if layer.kind != "conv2d":
         raise ValueError(f"layer {layer.name!r}: a conv core runs conv2d layers, not {layer.kind}")

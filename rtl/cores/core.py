@@ -1,4 +1,4 @@
-"""The neurosynaptic core of SPEC section 4.1: one layer, event driven, ``lanes`` neurons a cycle.
+"""The neurosynaptic core: one layer, event driven, ``lanes`` neurons a cycle.
 
 Read ``Core``'s docstring for the interface, the event encoding and the cycle contract;
 ``CoreParams`` holds the elaboration-time parameters, ``CoreConfig`` the run-time configuration

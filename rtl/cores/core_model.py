@@ -2,8 +2,8 @@
 counters must be.
 
 The arithmetic is ``spikeforge.sim.semantics``; this file only adds the event protocol (accumulate
-exactly,
-one ``neuron_step`` per TICK, CLEAR) and the counters, so testbenches compare against SPEC 2.
+exactly, one ``neuron_step`` per TICK, CLEAR) and the counters, so testbenches compare against
+docs/semantics.md.
 """
 
 from __future__ import annotations

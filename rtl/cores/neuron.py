@@ -1,4 +1,4 @@
-"""The per-lane neuron update of SPEC section 2, as a pipelined Amaranth component.
+"""The per-lane neuron update of docs/semantics.md, as a pipelined Amaranth component.
 
 Five register stages, each loaded on ``en``, so that no path is longer than one multiply or one
 carry chain plus a shifter (ECP5 at 100 MHz, see ``spikeforge.synth``):
@@ -175,7 +175,7 @@ class NeuronUpdate(wiring.Component):
 
 
 def max_theta(v_bits: int) -> int:
-    """The largest threshold SPEC section 2 allows for ``v_bits``."""
+    """The largest threshold docs/semantics.md allows for ``v_bits``."""
     return signed_range(v_bits)[1]
 
 

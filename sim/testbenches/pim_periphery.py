@@ -3,8 +3,7 @@ model's LOADs.
 
 The case file lists instances (port prefix ``p<k>``) and, per instance, cases prepared on the
 pytest side from ``spikeforge.pim.model`` ADC codes: settings, correction-table writes, input
-payloads
-and the expected out events ``[op, index, value]``. Inputs arrive with random gaps and the
+payloads and the expected out events ``[op, index, value]``. Inputs arrive with random gaps and the
 output with random back-pressure; every out event is compared in order.
 """
 

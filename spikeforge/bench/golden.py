@@ -1,8 +1,7 @@
 """Throughput of the golden integer model beside float PyTorch inference of the same network.
 
 ``python -m spikeforge.bench.golden`` (or ``nox -s bench``) builds a random 784-256-256-10 network
-with
-realistic firing rates, runs both at T=8 on a batch of 256 and prints samples/s for each and
+with realistic firing rates, runs both at T=8 on a batch of 256 and prints samples/s for each and
 their ratio. Figures, not assertions: speed targets live here, never in unit tests.
 """
 

@@ -30,7 +30,7 @@ from spikeforge.bench import rtl as bench_rtl
 from spikeforge.bench import train as bench_train
 from spikeforge.bench.peers import PEERS, WORKLOADS, peer_status
 
-#: spikeforge must train at least this many times faster than the fastest peer (issue target).
+#: spikeforge must train at least this many times faster than the fastest peer (docs/bench.md).
 TARGET = 1.5
 
 
@@ -47,7 +47,7 @@ def _machine() -> dict[str, Any]:
 def ratios(train: list[dict[str, Any]], peers: list[str]) -> list[dict[str, Any]]:
     """Per (workload, T): spikeforge's throughput over the fastest peer's, two ways.
 
-    ``ratio`` is the issue's definition: against the peers as their documentation writes the
+    ``ratio`` is the headline ratio: against the peers as their documentation writes the
     network (``snntorch``, ``spikingjelly``, ``norse``); ``ratio_variant`` is against the
     fastest of all measured peer variants, ``+hoist`` included.
     """
@@ -162,8 +162,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {workload} | {steps} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"spikeforge / fastest peer (target >= {TARGET}x): against the peers as the issue "
-        "defines them, and against the fastest variant `+hoist` included:",
+        f"spikeforge / fastest peer (target >= {TARGET}x): against the peers as their "
+        "documentation writes them, and against the fastest variant `+hoist` included:",
         "",
         "| workload | T | fastest peer | ratio | target | fastest variant | ratio | target |",
         "|---|---|---|---|---|---|---|---|",

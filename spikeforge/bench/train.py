@@ -9,12 +9,10 @@ resident set before them (Linux ``VmHWM``, reset just before the steps), so ever
 library is counted the same way.
 
 Contenders (names): ``spikeforge`` (``spikeforge.algo.snn.neurons.LIF`` with the fused multi-step
-LIF),
-``spikeforge-reference`` (the same network on the step-by-step reference LIF), and the peers of
-``spikeforge.bench.peers``; a peer name with ``+hoist`` computes the static first layer once.
+LIF), ``spikeforge-reference`` (the same network on the step-by-step reference LIF), and the peers
+of ``spikeforge.bench.peers``; a peer name with ``+hoist`` computes the static first layer once.
 spikeforge's MLP is ``spikeforge.algo.snn.models.build_snn("512-512")`` in float mode; its conv
-network is
-built here because ``SNN`` has no pooling layer (SPEC 2: pooling is not a hardware layer).
+network is built here because ``SNN`` has no pooling layer (pooling is not a hardware layer).
 """
 
 from __future__ import annotations

@@ -123,8 +123,7 @@ def sweep(
     ``full_timesteps`` is measured on the whole test set, the others on its first
     ``curve_samples`` images (default: all); each row records its ``test_samples``. The
     golden / bit-true check (``spikeforge.studies.sweep_report.measure_bundle``) runs ``chunk``
-    images at a
-    time."""
+    images at a time."""
     name = name or conversion.variant
     from spikeforge.algo.methods.conversion import bundle_inputs, calibrate, set_timesteps
     from spikeforge.algo.training.export import export

@@ -3,11 +3,10 @@ networks with pooling neurons and residual blocks, the inference-length curve, a
 paper's operation / energy model on a trained network or an exported bundle.
 
 ``python -m spikeforge.studies.lee2020_study train --arch c8k3-p-r16s2-64 --timesteps 30 --out
-R.json``
-trains any ``LeeNet`` on digits and writes accuracy, accuracy against the inference length
-``T'``, per-layer activity and the op/energy figures; ``python -m spikeforge.studies.lee2020_study
-energy
-BUNDLE_DIR`` applies the model to an exported bundle (its ``test_x.npy``) with the golden model.
+R.json`` trains any ``LeeNet`` on digits and writes accuracy, accuracy against the inference
+length ``T'``, per-layer activity and the op/energy figures;
+``python -m spikeforge.studies.lee2020_study energy BUNDLE_DIR`` applies the model to an exported
+bundle (its ``test_x.npy``) with the golden model.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the sweep commands (``spikeforge.studies.conversion_sweep``,
-``spikeforge.studies.bpsr_sweep``) share: measuring one
-exported bundle (golden model == bit-true pass, accuracy and the golden model's counters, per
-sample) and writing ``results.json`` / ``results.md`` and the final bit-exactness verdict."""
+``spikeforge.studies.bpsr_sweep``) share: measuring one exported bundle (golden model == bit-true
+pass, accuracy and the golden model's counters, per sample) and writing ``results.json`` /
+``results.md`` and the final bit-exactness verdict."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def measure_bundle(
 ) -> dict[str, Any]:
     """Run ``bundle`` on ``x`` in the golden model and the bit-true pass
     (``spikeforge.algo.methods.conversion.check_bundle``), ``chunk`` samples at a time (memory),
-    and sum: accuracy,
-    bit-exactness, values compared, hidden spikes and operations per sample, firing rates.
+    and sum: accuracy, bit-exactness, values compared, hidden spikes and operations per sample,
+    firing rates.
 
     ``firing_rate`` is over all hidden neurons and steps; ``firing_rates`` per hidden layer (the
     accumulating output layer never spikes and is left out)."""

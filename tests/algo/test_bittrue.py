@@ -2,8 +2,7 @@
 
 Three sources of bundles: random valid bundles (every kind, leak, reset, encoding, bias and
 threshold form), random untrained PyTorch networks exported through
-``spikeforge.algo.training.export``, and a
-trained digits network over its whole test split.
+``spikeforge.algo.training.export``, and a trained digits network over its whole test split.
 """
 
 from __future__ import annotations

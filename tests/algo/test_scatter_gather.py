@@ -1,7 +1,7 @@
 """Scatter-and-gather (spikeforge.algo.methods.scatter_gather): the quantised ReLU, threshold
-folding, and the
-lossless conversion -- the converted SNN's group spike counts equal the quantised ANN's integer
-activations on every test sample, and the exported bundle runs bit-exactly in the golden model.
+folding, and the lossless conversion -- the converted SNN's group spike counts equal the quantised
+ANN's integer activations on every test sample, and the exported bundle runs bit-exactly in the
+golden model.
 """
 
 from __future__ import annotations

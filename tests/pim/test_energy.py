@@ -1,4 +1,4 @@
-"""Energy and delay: ACE-SNN Eq. 22-27, literal values pinned, corrected variant (part 4)."""
+"""Energy and delay: ACE-SNN Eq. 22-27, literal values pinned, corrected variant."""
 
 from __future__ import annotations
 

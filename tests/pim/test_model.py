@@ -1,4 +1,4 @@
-"""Ideal PIM == exact integer dot product (issue 6, parts 1-2)."""
+"""Ideal PIM == exact integer dot product: bit planes, ADC bounds, the golden hook."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Non-idealities: all off by default, each one seeded and reproducible (issue 6, part 3)."""
+"""Non-idealities: all off by default, each one seeded and reproducible."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The trained digits bundle in PIM, the sweep and ``spikeforge pim-sweep`` (parts 2 and 5).
+"""The trained digits bundle in PIM, the sweep and ``spikeforge pim-sweep``.
 
 ``data/digits`` is a snapshot of a bundle made by ``spikeforge train --dataset digits``
 (hybrid, 64-256-128-10, 6-bit weights, 5 steps); ``data/digits_test_*.npy`` is its test split.

@@ -7,8 +7,7 @@ bundles: both encodings, every leak/reset mode, per-neuron thresholds and biases
 signed and unsigned inputs, PIM feed with ideal and lossy ADCs and analog combine, the sums
 feed, split layers, lanes 1..16) plus one chip with a corrupted weight, and compares every
 spike of every layer, every output potential and the counters with ``spikeforge.sim.golden``. The
-default
-run builds ``FAST_CASES`` only; the command-line test covers the sums feed.
+default run builds ``FAST_CASES`` only; the command-line test covers the sums feed.
 """
 
 from __future__ import annotations

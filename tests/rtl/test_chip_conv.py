@@ -3,7 +3,7 @@ golden model.
 
 The default run builds two small conv chips (PIM feed into a conv first layer; spike input);
 ``test_fashion_conv_chip_200_images`` (slow) runs a random valid bundle of the Fashion-MNIST
-architecture of the training issue (1x28x28 -> c32k3s2 -> c64k3s2 -> 256 -> 10, T = 6) on the
+architecture ``spikeforge train`` uses (1x28x28 -> c32k3s2 -> c64k3s2 -> 256 -> 10, T = 6) on the
 first 200 Fashion-MNIST test images: ``pytest -m slow tests/rtl/test_chip_conv.py``.
 """
 

@@ -126,7 +126,7 @@ def _case(params: ConvCoreParams, config, layer: Layer, x, golden, rng) -> dict:
                                      for n in range(layer.n_out)]})  # fmt: skip
     counters = golden.counters["conv"]
     regs = [(Reg.OUT_SPIKES, counters.output_spikes)]
-    if x.max() <= 1:  # one event per input spike: SPEC 3.2's counters
+    if x.max() <= 1:  # one event per input spike: the golden model's counters
         regs += [(Reg.IN_EVENTS, counters.input_events), (Reg.SYN_OPS, counters.synaptic_ops)]
     phases.append({"reads": [[params.addr(Region.CTRL, r), n, r.name] for r, n in regs]})
     return {"phases": phases, "gap_p": 0.3, "backpressure_p": 0.3, "seed": 7}

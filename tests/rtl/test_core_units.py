@@ -2,8 +2,7 @@
 
 The neuron unit and the spike emitter are checked alone; whole cores run the same driver and
 cases as the cocotb tests (``spikeforge.sim.testbenches.core_bench``), including the cycle contract
-for
-every lane count.
+for every lane count.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Zou et al.'s incremental mapping (spikeforge.rtl.chip.mapping): the worked example of Tables 2
-and 3, rows of
-Tables 7 and 8, the densities of Eqs. 14-16, the placement driving the chip generator's splits
-(spikeforge.rtl.chip.top), and a scatter-and-gather bundle on a chip split by the mapper, bit-exact
-vs golden.
+and 3, rows of Tables 7 and 8, the densities of Eqs. 14-16, the placement driving the chip
+generator's splits (spikeforge.rtl.chip.top), and a scatter-and-gather bundle on a chip split by the
+mapper, bit-exact vs golden.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""The PIM digital periphery's Verilog under cocotb against the PIM model (issue 6, part 6).
+"""The PIM digital periphery's Verilog under cocotb against the PIM model.
 
 Four periphery builds (digital combine with 1-3 row groups and 4-8 bit-columns, analog combine
 with signed codes) share one top; each runs randomised cases made from ``spikeforge.pim.model`` ADC
-codes
-of random first layers (linear and conv2d, signed and unsigned inputs), ideal and lossy ADCs
+codes of random first layers (linear and conv2d, signed and unsigned inputs), ideal and lossy ADCs
 (fewer bits, gain/offset/INL, noise, mismatch), random input_shift. Every LOAD value must equal
 ``spikeforge.pim.model.recombine(codes) >> input_shift``, in order, with TICK/CLEAR passed through.
 """

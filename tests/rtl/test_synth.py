@@ -1,6 +1,5 @@
 """The ECP5 report flow (``spikeforge.synth``): parsing and checks on canned tool output, the
-wrapper,
-the throughput bench; one slow test runs real synthesis (``pytest -m slow``)."""
+wrapper, the throughput bench; one slow test runs real synthesis (``pytest -m slow``)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
-"""An independent, deliberately plain oracle for SPEC section 2: Python ints, explicit loops.
+"""An independent, plain oracle for docs/semantics.md: Python ints, explicit loops.
 
 It shares no code with ``spikeforge.sim.golden`` or ``spikeforge.sim.semantics`` so that the two
-implementations
-check each other. Slow; use it on small bundles only. ``event_order`` lets a test feed the
-input events of each step in any order.
+implementations check each other. Slow; use it on small bundles only. ``event_order`` lets a test
+feed the input events of each step in any order.
 """
 
 from __future__ import annotations

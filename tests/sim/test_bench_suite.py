@@ -28,7 +28,7 @@ def test_ratio_is_against_the_fastest_peer_and_the_fastest_variant():
         _fig("spikeforge-reference", "mlp", 5, 900.0),  # not a peer
     ]
     (row,) = bench_suite.ratios(train, ["snntorch", "spikingjelly", "norse"])
-    assert row["fastest_peer"] == "spikingjelly"  # the peers: no +hoist
+    assert row["fastest_peer"] == "spikingjelly"  # the peers as documented: no +hoist
     assert row["ratio"] == pytest.approx(2.0) and row["target_met"]
     assert row["fastest_variant"] == "spikingjelly+hoist"
     assert row["ratio_variant"] == pytest.approx(1.2) and not row["target_met_variant"]
