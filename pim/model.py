@@ -29,7 +29,7 @@ from spikeforge.pim.array import (
 )
 from spikeforge.pim.nonideal import NonIdeal, adc_gain_offset, bitline, cell_factors, dac, inl_curve
 from spikeforge.sim.bundle import Bundle, InputSpec, Layer
-from spikeforge.sim.golden import conv_columns, check_input
+from spikeforge.sim.golden import check_input, conv_columns
 
 Combine = Literal["digital", "analog"]
 COMBINES: tuple[str, ...] = ("digital", "analog")
