@@ -522,12 +522,11 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     root = Path(path)
     if not root.is_dir():
         raise BundleError(f"{root}: not a bundle directory (expected {MANIFEST} and {WEIGHTS})")
-    weights_path = root / WEIGHTS
-    if not weights_path.is_file():
-        raise _fail(WEIGHTS, f"missing in {root}")
-    manifest_path = _pending_manifest(root) or root / MANIFEST
+    manifest_path, weights_path = _pending_manifest(root) or root / MANIFEST, root / WEIGHTS
     if not manifest_path.is_file():
         raise _fail(MANIFEST, f"missing in {root}")
+    if not weights_path.is_file():
+        raise _fail(WEIGHTS, f"missing in {root}")
     try:
         manifest = json.loads(manifest_path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
