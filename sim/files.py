@@ -213,7 +213,8 @@ def _open_temporary(path: Path) -> tuple[int, Path]:
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", suffix=TMP_SUFFIX, dir=directory)
     try:
-        os.fchmod(fd, 0o666 & ~current_umask())
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; a result file is as shared as any other
+            os.fchmod(fd, 0o666 & ~current_umask())
     except BaseException:
         os.close(fd)
         os.unlink(tmp)
