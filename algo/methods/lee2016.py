@@ -47,7 +47,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from spikeforge.algo.training import export as exporter
+from spikeforge.sim.bundle import Bundle, Layer
 from spikeforge.sim.datasets import DATASETS, Dataset, load_dataset
+from spikeforge.sim.semantics import Leak
 
 
 # ------------------------------------------------------------------------------------ equations
@@ -410,33 +413,28 @@ def train(data: Dataset, config: Lee2016Config, log: Any = print) -> tuple[Lee20
 # ------------------------------------------------------------------------------------ export
 def to_bundle(
     net: Lee2016Net, *, dt: float = 1.0, duration: float = 200.0, w_bits: int = 8, v_bits: int = 16
-):
+) -> Bundle:
     """An *approximate* bundle: time in ``dt`` steps, no WTA, no refractoriness, no floor.
 
     Layers: hidden and output LIF (reset ``sub``, ``mult`` leak ``exp(-dt/tau)``, per-neuron
     thresholds), then an ``accum`` counter with identity weights, so the bundle's output is the
     output spike count and its argmax is the paper's decision.
     """
-    from spikeforge.sim.bundle import Bundle, InputSpec, Layer
-    from spikeforge.sim.semantics import Leak
-
-    cfg = net.config
-    qmax = 2 ** (w_bits - 1) - 1
-    lam = round(256 * math.exp(-dt / cfg.tau))
+    lam = round(256 * math.exp(-dt / net.config.tau))
     layers, scales = [], {}
     for i, (w, v_th) in enumerate(zip(net.w, net.v_th, strict=True)):
-        unit = float(np.abs(w).max()) / qmax
+        weight, unit = exporter.symmetric_integers(w, w_bits)
         name = "hidden" if i == 0 else "out_lif"
         scales[name] = unit
         layers.append(
             Layer(
                 name=name,
                 kind="linear",
-                weight=np.clip(np.round(w / unit), -qmax, qmax).astype(np.int64),
+                weight=weight,
                 in_shape=(w.shape[1],),
                 w_bits=w_bits,
                 v_bits=v_bits,
-                threshold=np.clip(np.round(v_th / unit), 1, 2 ** (v_bits - 1) - 1).astype(np.int64),
+                threshold=exporter.integer_thresholds(v_th, unit, v_bits),
                 leak=Leak("mult", lam=lam, frac=8),
                 reset="sub",
                 fire="lif",
@@ -444,24 +442,13 @@ def to_bundle(
         )
     n_out = net.w[-1].shape[0]
     layers.append(
-        Layer(
-            name="count",
-            kind="linear",
-            weight=np.eye(n_out, dtype=np.int64),
-            in_shape=(n_out,),
-            w_bits=2,
-            v_bits=v_bits,
-            threshold=None,
-            leak=Leak("none"),
-            reset="none",
-            fire="accum",
-        )
+        exporter.accumulator("count", np.eye(n_out, dtype=np.int64), w_bits=2, v_bits=v_bits)
     )
-    return Bundle(
-        timesteps=round(duration / dt),
-        input=InputSpec(shape=(net.w[0].shape[1],), encoding="spikes", bits=1),
-        layers=layers,
-        meta={
+    return exporter.assemble(
+        layers,
+        exporter.spike_input(net.w[0].shape[1]),
+        round(duration / dt),
+        {
             "scales": scales,
             "training": {"method": "lee2016", "approximate": True, "dt_ms": dt, "wta": "dropped"},
         },

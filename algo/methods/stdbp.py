@@ -37,7 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from spikeforge.algo.training import export as exporter
+from spikeforge.sim.bundle import Bundle, Layer
 from spikeforge.sim.datasets import DATASETS, Dataset, load_dataset
+from spikeforge.sim.semantics import Leak
 
 
 def relpsp(x: np.ndarray) -> np.ndarray:
@@ -309,7 +312,9 @@ def train(
 # Approximate export: discretised time, step-coded ("held") spikes, IF neurons without reset.
 
 
-def to_bundle(net: STDBPNet, *, dt: float, timesteps: int, w_bits: int = 8, v_bits: int = 24):
+def to_bundle(
+    net: STDBPNet, *, dt: float, timesteps: int, w_bits: int = 8, v_bits: int = 24
+) -> Bundle:
     """An *approximate* bundle: time in steps of ``dt``, ramps built by integrating step inputs.
 
     A ReL-PSP ramp ``w (t - t_i)+`` is what a no-leak neuron integrates when its input stays at 1
@@ -320,42 +325,33 @@ def to_bundle(net: STDBPNet, *, dt: float, timesteps: int, w_bits: int = 8, v_bi
     ``V_out(T)`` replaces "earliest output spike" as the decision. Weights are quantised
     symmetrically per layer; thresholds become ``round(theta / (dt * unit))``.
     """
-    from spikeforge.sim.bundle import Bundle, InputSpec, Layer
-    from spikeforge.sim.semantics import Leak
-
-    layers, units = [], []
-    qmax = 2 ** (w_bits - 1) - 1
-    n_layers = len(net.weights)
-    for i, w in enumerate(net.weights):
-        unit = float(np.abs(w).max()) / qmax
-        w_int = np.clip(np.round(w.T / unit), -qmax, qmax).astype(np.int64)
-        units.append(unit)
-        last = i == n_layers - 1
+    layers, scales = [], {}
+    *hidden, last = net.weights
+    for i, w in enumerate(hidden):
+        weight, unit = exporter.symmetric_integers(w.T, w_bits)
+        scales[f"fc{i + 1}"] = unit
         theta_int = max(1, round(net.theta / (dt * unit)))
         layers.append(
             Layer(
-                name=f"fc{i + 1}" if not last else "out",
+                name=f"fc{i + 1}",
                 kind="linear",
-                weight=w_int,
+                weight=weight,
                 in_shape=(w.shape[0],),
                 w_bits=w_bits,
                 v_bits=v_bits,
-                threshold=None if last else min(theta_int, 2 ** (v_bits - 1) - 1),
+                threshold=min(theta_int, 2 ** (v_bits - 1) - 1),
                 leak=Leak("none"),
                 reset="none",
-                fire="accum" if last else "lif",
+                fire="lif",
             )
         )
+    weight, scales["out"] = exporter.symmetric_integers(last.T, w_bits)
+    layers.append(exporter.accumulator("out", weight, w_bits=w_bits, v_bits=v_bits))
     meta = {
         "training": {"method": "stdbp", "approximate": True, "dt": dt, "theta": net.theta},
-        "scales": {layer.name: u for layer, u in zip(layers, units, strict=True)},
+        "scales": scales,
     }
-    return Bundle(
-        timesteps=timesteps,
-        input=InputSpec(shape=(net.weights[0].shape[0],), encoding="spikes", bits=1),
-        layers=layers,
-        meta=meta,
-    )
+    return exporter.assemble(layers, exporter.spike_input(net.weights[0].shape[0]), timesteps, meta)
 
 
 def held_trains(t_in: np.ndarray, dt: float, timesteps: int) -> np.ndarray:

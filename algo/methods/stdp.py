@@ -41,7 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from spikeforge.algo.training import export as exporter
+from spikeforge.sim.bundle import Bundle, Layer
 from spikeforge.sim.datasets import DATASETS, load_dataset
+from spikeforge.sim.semantics import Leak
 
 RULES: tuple[str, ...] = ("add", "mult", "log")
 
@@ -288,29 +291,19 @@ def fit_readout(counts: np.ndarray, labels: np.ndarray, classes: int, ridge: flo
     return np.linalg.solve(c.T @ c + ridge * np.eye(c.shape[1]), c.T @ y).T
 
 
-def quantise(w: np.ndarray, w_bits: int) -> tuple[np.ndarray, float]:
-    """Symmetric per-tensor rounding to ``w_bits``: ``(integers, unit)``."""
-    qmax = 2 ** (w_bits - 1) - 1
-    unit = float(np.abs(w).max()) / qmax if np.abs(w).max() > 0 else 1.0
-    return np.clip(np.round(w / unit), -qmax, qmax).astype(np.int64), unit
-
-
-def to_bundle(layer: STDPLayer, readout: np.ndarray | None, *, w_bits: int = 8, v_bits: int = 16):
+def to_bundle(
+    layer: STDPLayer, readout: np.ndarray | None, *, w_bits: int = 8, v_bits: int = 16
+) -> Bundle:
     """The exported network: the learned layer as LIF (per-neuron frozen thresholds, reset to 0,
     ``mult`` leak, *no lateral inhibition*) and the readout as the ``accum`` output layer.
 
     ``readout`` ``None`` writes a zero readout (used to read the layer's spikes first).
     """
-    from spikeforge.sim.bundle import Bundle, InputSpec, Layer
-    from spikeforge.sim.semantics import Leak
-
     cfg = layer.config
-    w_int, unit = quantise(layer.w.T, w_bits)
-    theta = np.clip(np.round(layer.thresholds / unit), 1, 2 ** (v_bits - 1) - 1).astype(np.int64)
-    lam = round(256 * math.exp(-1 / cfg.tau_v))
+    w_int, unit = exporter.symmetric_integers(layer.w.T, w_bits)
     n_classes = 10 if readout is None else readout.shape[0]
     r_int, r_unit = (
-        quantise(readout, w_bits)
+        exporter.symmetric_integers(readout, w_bits)
         if readout is not None
         else (np.zeros((n_classes, cfg.neurons), np.int64), 1.0)
     )
@@ -322,29 +315,18 @@ def to_bundle(layer: STDPLayer, readout: np.ndarray | None, *, w_bits: int = 8, 
             in_shape=(layer.w.shape[0],),
             w_bits=w_bits,
             v_bits=v_bits,
-            threshold=theta,
-            leak=Leak("mult", lam=lam, frac=8),
+            threshold=exporter.integer_thresholds(layer.thresholds, unit, v_bits),
+            leak=Leak("mult", lam=round(256 * math.exp(-1 / cfg.tau_v)), frac=8),
             reset="zero",
             fire="lif",
         ),
-        Layer(
-            name="out",
-            kind="linear",
-            weight=r_int,
-            in_shape=(cfg.neurons,),
-            w_bits=w_bits,
-            v_bits=v_bits,
-            threshold=None,
-            leak=Leak("none"),
-            reset="none",
-            fire="accum",
-        ),
+        exporter.accumulator("out", r_int, w_bits=w_bits, v_bits=v_bits),
     ]
-    return Bundle(
-        timesteps=cfg.timesteps,
-        input=InputSpec(shape=(layer.w.shape[0],), encoding="spikes", bits=1),
-        layers=layers,
-        meta={
+    return exporter.assemble(
+        layers,
+        exporter.spike_input(layer.w.shape[0]),
+        cfg.timesteps,
+        {
             "scales": {"stdp": unit, "out": r_unit},
             "training": {"method": "stdp", "lateral_inhibition": "dropped at export"},
         },
