@@ -350,39 +350,11 @@ class FoldedLayer(SpikingLayer):
 
 
 class FoldedSNN(SNN):
-    """An ``SNN`` with ``FoldedLayer`` hidden layers (per-neuron thresholds and biases)."""
+    """An ``SNN`` with ``FoldedLayer`` hidden layers (per-neuron thresholds and biases); its
+    input shifts keep the 0.99 quantile of each layer's thresholds in range, the few larger
+    ones saturate at the largest potential."""
 
-    @torch.no_grad()
-    def calibrate_shifts(self, x: Tensor, headroom: int = 2, quantile: float = 0.99) -> list[int]:
-        """Like ``SNN.calibrate_shifts``, with per-neuron thresholds: the shift keeps the
-        ``quantile`` of each layer's thresholds (and its largest per-step input) in range;
-        thresholds above the range saturate at its maximum."""
-        for layer in self.layers:
-            layer.input_shift.fill_(0)
-        peaks = [0.0] * len(self.layers)
-
-        def observe(index: int, s: Tensor) -> None:
-            if self.layers[index].fire == "accum":
-                s = s.cumsum(0)
-            peaks[index] = max(peaks[index], float(s.abs().max()))
-
-        saved_bits, self.v_bits = self.v_bits, 32
-        try:
-            layers = self.int_layers()
-            bittrue.forward(layers, x, self.timesteps, self.encoding, observe=observe)
-        finally:
-            self.v_bits = saved_bits
-        limit = 2.0 ** (self.v_bits - 1 - headroom)
-        shifts = []
-        for layer, int_layer, peak in zip(self.layers, layers, peaks, strict=True):
-            theta = 0.0
-            if layer.fire == "lif":
-                theta = float(torch.quantile(int_layer.theta.detach().reshape(-1), quantile))
-            need = max(theta, peak) / limit
-            shift = max(0, math.ceil(math.log2(need))) if need > 1 else 0
-            layer.input_shift.fill_(shift)
-            shifts.append(shift)
-        return shifts
+    threshold_quantile = 0.99
 
 
 def fold_bntt(

@@ -177,6 +177,10 @@ class SNN(nn.Module):
     float value of a code is ``code * input_scale``).
     """
 
+    #: ``calibrate_shifts`` keeps this quantile of a layer's per-neuron thresholds in range
+    #: (``None``: all of them, the largest).
+    threshold_quantile: float | None = None
+
     def __init__(
         self,
         layers: Sequence[SpikingLayer],
@@ -307,9 +311,10 @@ class SNN(nn.Module):
     def calibrate_shifts(self, x: Tensor, headroom: int = 2) -> list[int]:
         """Choose each layer's ``input_shift`` so thresholds and potentials fit ``v_bits``.
 
-        The smallest shift that keeps ``theta`` and the largest per-step input (the largest
-        accumulated output potential for the accumulator) seen on ``x`` below
-        ``2^(v_bits-1-headroom)``.
+        The smallest shift that keeps the layer's threshold (the ``threshold_quantile`` of its
+        per-neuron thresholds when that is set; larger ones saturate) and the largest per-step
+        input (the largest accumulated output potential for the accumulator) seen on ``x``
+        below ``2^(v_bits-1-headroom)``.
         """
         for layer in self.layers:
             layer.input_shift.fill_(0)
@@ -329,7 +334,12 @@ class SNN(nn.Module):
         limit = 2.0 ** (self.v_bits - 1 - headroom)
         shifts = []
         for layer, int_layer, peak in zip(self.layers, layers, peaks, strict=True):
-            theta = float(int_layer.theta.max()) if layer.fire == "lif" else 0.0
+            theta = 0.0
+            if layer.fire == "lif" and self.threshold_quantile is None:
+                theta = float(int_layer.theta.max())
+            elif layer.fire == "lif":
+                thetas = int_layer.theta.detach().reshape(-1)
+                theta = float(torch.quantile(thetas, self.threshold_quantile))
             need = max(theta, peak) / limit
             shift = max(0, math.ceil(math.log2(need))) if need > 1 else 0
             layer.input_shift.fill_(shift)
