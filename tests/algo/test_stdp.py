@@ -118,3 +118,28 @@ def test_layer_learns_and_exports(tmp_path):
     result = run(loaded, x_test)
     assert result.spikes["stdp"].shape == (100, 60, 40)
     assert float((result.pred == data.y_test).mean()) > 0.4
+
+
+def test_study_command_and_summary(tmp_path, capsys):
+    """``python -m spikeforge.studies.stdp``: one run writes the bundle whose golden test
+    accuracy on the saved input is in ``metrics.json``; ``--summarise`` tabulates it."""
+    import json
+
+    from spikeforge.sim.bundle import load_bundle
+    from spikeforge.sim.golden import accuracy, run
+
+    from spikeforge.studies import stdp as study
+
+    out = tmp_path / "run"
+    argv = ["--neurons", "12", "--timesteps", "20", "--train-limit", "40", "--test-limit", "20"]
+    assert study.main([*argv, "--epochs", "1", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    bundle = load_bundle(out / "bundle")
+    x = np.load(out / "test_input.npy")
+    assert x.shape == (20, 20, 64)
+    labels = load_dataset("digits").limited(40, 20).y_test
+    assert metrics["export"]["golden_test_acc"] == accuracy(run(bundle, x), labels)
+    capsys.readouterr()
+    assert study.main(["--summarise", str(out / "metrics.json")]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| log |")]
+    assert len(rows) == 1 and rows[0].startswith("| log | 0 |")
