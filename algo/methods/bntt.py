@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from spikeforge.algo.snn import bittrue
 from spikeforge.algo.snn.encoding import get_encoder
-from spikeforge.algo.snn.models import SNN, LayerSpec, SpikingLayer, parse_arch
+from spikeforge.algo.snn.models import SNN, LayerSpec, SpikingLayer, copy_synapse, parse_arch
 from spikeforge.algo.snn.neurons import LIF, Accumulator
 from spikeforge.algo.snn.quant import ceil_ste, clamp_ste, round_ste
 from spikeforge.algo.snn.surrogate import Triangle, spike
@@ -365,7 +365,7 @@ def fold_bntt(
     layers: list[SpikingLayer] = []
     for index, (synapse, norm) in enumerate(zip(net.synapses, net.norms, strict=True)):
         gain_t, offset_t = norm.step_affine()
-        copy = _copy_synapse(synapse)
+        copy = copy_synapse(synapse)
         neuron = LIF(
             net.threshold,
             net.leak,
@@ -386,9 +386,7 @@ def fold_bntt(
                 offset=offset_t.mean(0),
             )
         )
-    layers.append(
-        SpikingLayer(_copy_synapse(net.out), Accumulator(), net.in_shapes[-1], name="out")
-    )
+    layers.append(SpikingLayer(copy_synapse(net.out), Accumulator(), net.in_shapes[-1], name="out"))
     direct = net.encoder.encoding == "direct"
     return FoldedSNN(
         layers,
@@ -402,24 +400,6 @@ def fold_bntt(
         v_bits=v_bits,
         quant=quant,
     )
-
-
-def _copy_synapse(synapse: nn.Module) -> nn.Module:
-    copy = (
-        nn.Linear(synapse.in_features, synapse.out_features, bias=False)
-        if isinstance(synapse, nn.Linear)
-        else nn.Conv2d(
-            synapse.in_channels,
-            synapse.out_channels,
-            synapse.kernel_size,
-            synapse.stride,
-            synapse.padding,
-            bias=False,
-        )
-    )
-    with torch.no_grad():
-        copy.weight.copy_(synapse.weight)
-    return copy
 
 
 def bntt_method(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer) -> SNN:

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from spikeforge.algo.snn import bittrue
 from spikeforge.algo.snn.encoding import PoissonEncoder
-from spikeforge.algo.snn.models import LEAK_FRAC, SNN, SpikingLayer, parse_arch
+from spikeforge.algo.snn.models import LEAK_FRAC, SNN, SpikingLayer, copy_synapse, parse_arch
 from spikeforge.algo.snn.neurons import LIF
 from spikeforge.algo.snn.quant import clamp_ste, floor_ste, round_ste
 from spikeforge.algo.snn.surrogate import LeakCorrectedSTE, scale_grad
@@ -693,23 +693,9 @@ def to_snn(net: LeeNet, *, input_scale: float, w_bits: int = 6, v_bits: int = 16
             shape = pool.out_shape
             continue
         synapse = stage.synapse
-        copy: nn.Linear | nn.Conv2d
-        if isinstance(synapse, nn.Linear):
-            copy = nn.Linear(synapse.in_features, synapse.out_features, bias=False)
-        else:
-            copy = nn.Conv2d(
-                synapse.in_channels,
-                synapse.out_channels,
-                synapse.kernel_size,
-                synapse.stride,
-                synapse.padding,
-                bias=False,
-            )
-        with torch.no_grad():
-            copy.weight.copy_(synapse.weight)
         kind = "fc" if isinstance(synapse, nn.Linear) else "conv"
         layer = StrictThresholdLayer(
-            copy,
+            copy_synapse(synapse),
             shape,
             name=f"{kind}{index + 1}",
             v_th=net.v_th,

@@ -42,22 +42,22 @@ import torch
 import torch.nn.functional as F
 from spikeforge.algo.snn import bittrue
 from spikeforge.algo.snn.encoding import get_encoder
-from spikeforge.algo.snn.models import SNN, SynapseGeometry, parse_arch
+from spikeforge.algo.snn.models import SNN, ModeSwitch, SynapseGeometry, parse_arch
 from spikeforge.algo.snn.quant import fake_quant_symmetric, quantize_symmetric, ste
 from spikeforge.algo.training.pipeline import (
     TrainConfig,
     Trainer,
     evaluate,
-    fit,
     fit_ann,
+    fit_phase,
     input_shape_for,
 )
 from spikeforge.sim.datasets import Dataset
 from spikeforge.sim.golden import sum_bound
 from torch import Tensor, nn
 
-MODES: tuple[str, ...] = ("ann", "float", "quant", "bittrue")
-#: Largest membrane width the conversion may choose (SPEC allows more; the chip holds 24).
+#: Largest membrane width the conversion may choose (the bundle format allows more; the chip
+#: holds 24).
 MAX_V_BITS = 32
 
 
@@ -245,7 +245,7 @@ class QuantisedAnnOutput:
     logits: Tensor  # sums * unit
 
 
-class SGNet(nn.Module):
+class SGNet(ModeSwitch, nn.Module):
     """A scatter-and-gather network: hidden ``SGLayer`` s with batch norm, a linear output.
 
     Duck-types what ``spikeforge train`` uses of ``spikeforge.algo.snn.models.SNN`` (modes,
@@ -288,13 +288,6 @@ class SGNet(nn.Module):
     @property
     def encoding(self) -> str:
         return "direct"
-
-    def set_mode(self, mode: str) -> SGNet:
-        """Select ``ann``, ``float``, ``quant`` or ``bittrue`` (returns ``self``)."""
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; expected one of {list(MODES)}")
-        self.mode = mode
-        return self
 
     def encode(self, codes: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Direct encoding: the codes, shaped ``[N, *input_shape]``."""
@@ -562,15 +555,19 @@ def scatter_gather(net: SNN, data: Dataset, config: TrainConfig, trainer: Traine
         )
     k, bound = method_settings(config)
     sg = build_sg(config, data, k, bound)
-    common = {
-        "batch_size": config.batch_size,
-        "weight_decay": config.weight_decay,
-        "eval_every": config.eval_every,
-        "augment": config.augment,
-    }
     fit_ann(sg, data, config, trainer)
-    fit(sg, data, trainer, phase="quant", mode="quant", epochs=config.snn_epochs,
-        lr=config.snn_lr, seed=config.seed + 1, **common)  # fmt: skip
+    fit_phase(
+        sg,
+        data,
+        config,
+        trainer,
+        phase="quant",
+        mode="quant",
+        epochs=config.snn_epochs,
+        lr=config.snn_lr,
+        seed=config.seed + 1,
+        weight_decay=config.weight_decay,
+    )
     check = conversion_check(sg, data.x_test)
     trainer.log(
         f"scatter-gather (k={k}, B={bound}, {sg.group} neurons per group): "

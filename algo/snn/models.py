@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Self
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +71,26 @@ class SynapseGeometry:
         if self.kind == "linear":
             return F.linear(x.reshape(x.shape[0], -1), weight)
         return F.conv2d(x, weight, stride=self.synapse.stride, padding=self.synapse.padding)
+
+
+def copy_synapse(synapse: nn.Linear | nn.Conv2d) -> nn.Linear | nn.Conv2d:
+    """A bias-free synapse of the same geometry holding a copy of ``synapse``'s weights (for
+    building an exportable network from a trained one without sharing parameters)."""
+    copy: nn.Linear | nn.Conv2d
+    if isinstance(synapse, nn.Linear):
+        copy = nn.Linear(synapse.in_features, synapse.out_features, bias=False)
+    else:
+        copy = nn.Conv2d(
+            synapse.in_channels,
+            synapse.out_channels,
+            synapse.kernel_size,
+            synapse.stride,
+            synapse.padding,
+            bias=False,
+        )
+    with torch.no_grad():
+        copy.weight.copy_(synapse.weight)
+    return copy
 
 
 class SpikingLayer(SynapseGeometry, nn.Module):
@@ -170,7 +191,21 @@ class SpikingLayer(SynapseGeometry, nn.Module):
         )
 
 
-class SNN(nn.Module):
+class ModeSwitch:
+    """``set_mode`` for networks that run in the four ``MODES`` (``SNN`` and the networks that
+    stand in for it at export, like scatter-and-gather's)."""
+
+    mode: str
+
+    def set_mode(self, mode: str) -> Self:
+        """Select ``ann``, ``float``, ``quant`` or ``bittrue`` (returns ``self``)."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; expected one of {list(MODES)}")
+        self.mode = mode
+        return self
+
+
+class SNN(ModeSwitch, nn.Module):
     """A feed-forward SNN: ``layers`` (the last one an ``Accumulator``) run for ``timesteps``.
 
     ``input_bits`` / ``input_signed`` / ``input_scale`` describe the integer input codes (the
@@ -223,13 +258,6 @@ class SNN(nn.Module):
     @property
     def encoding(self) -> str:
         return self.encoder.encoding
-
-    def set_mode(self, mode: str) -> SNN:
-        """Select ``ann``, ``float``, ``quant`` or ``bittrue`` (returns ``self``)."""
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; expected one of {list(MODES)}")
-        self.mode = mode
-        return self
 
     def encode(self, codes: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Bundle-level input for integer codes ``[N, ...]`` (reshaped to ``input_shape``)."""
