@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -62,9 +61,6 @@ class BPSRSettings:
     epochs: int = 30
     lr: float = 1e-2
     seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def bpsr_surrogate(alpha: float = ALPHA) -> Surrogate:

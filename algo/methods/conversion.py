@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -79,9 +79,6 @@ class ConversionSettings:
     bn_eps: float = 1e-3
     activation_percentile: float = 100.0
     seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # ------------------------------------------------------------------------------------------
@@ -335,20 +332,17 @@ class BiasedLayer(SpikingLayer):
 
     def __init__(
         self,
-        synapse: nn.Linear | nn.Conv2d,
-        neuron: LIF | Accumulator,
-        in_shape: Sequence[int],
-        *,
-        name: str,
+        *args: Any,
         bias: Tensor | None = None,
         eta: float = 0.0,
         timesteps: int = 1,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(synapse, neuron, in_shape, name=name)
+        super().__init__(*args, **kwargs)
         width = self.out_shape[0]
         b = torch.zeros(width) if bias is None else bias.detach().to(torch.float32).reshape(-1)
         if b.numel() != width:
-            raise ValueError(f"{name}: bias has {b.numel()} values, expected {width}")
+            raise ValueError(f"{self.name}: bias has {b.numel()} values, expected {width}")
         self.register_buffer("bias", b.clone())
         self.eta = float(eta)
         self.timesteps = int(timesteps)

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 from spikeforge.algo.training import export as exporter
-from spikeforge.sim.bundle import Bundle, Layer
+from spikeforge.sim.bundle import Bundle
 from spikeforge.sim.datasets import Dataset
 from spikeforge.sim.semantics import Leak
 
@@ -424,23 +424,18 @@ def to_bundle(
         name = "hidden" if i == 0 else "out_lif"
         scales[name] = unit
         layers.append(
-            Layer(
-                name=name,
-                kind="linear",
-                weight=weight,
-                in_shape=(w.shape[1],),
+            exporter.dense(
+                name,
+                weight,
                 w_bits=w_bits,
                 v_bits=v_bits,
                 threshold=exporter.integer_thresholds(v_th, unit, v_bits),
                 leak=Leak("mult", lam=lam, frac=8),
                 reset="sub",
-                fire="lif",
             )
         )
-    n_out = net.w[-1].shape[0]
-    layers.append(
-        exporter.accumulator("count", np.eye(n_out, dtype=np.int64), w_bits=2, v_bits=v_bits)
-    )
+    count = np.eye(net.w[-1].shape[0], dtype=np.int64)
+    layers.append(exporter.dense("count", count, w_bits=2, v_bits=v_bits, fire="accum"))
     return exporter.assemble(
         layers,
         exporter.spike_input(net.w[0].shape[1]),

@@ -34,9 +34,8 @@ from typing import Any
 
 import numpy as np
 from spikeforge.algo.training import export as exporter
-from spikeforge.sim.bundle import Bundle, Layer
+from spikeforge.sim.bundle import Bundle
 from spikeforge.sim.datasets import Dataset
-from spikeforge.sim.semantics import Leak
 
 
 def relpsp(x: np.ndarray) -> np.ndarray:
@@ -328,21 +327,16 @@ def to_bundle(
         scales[f"fc{i + 1}"] = unit
         theta_int = max(1, round(net.theta / (dt * unit)))
         layers.append(
-            Layer(
-                name=f"fc{i + 1}",
-                kind="linear",
-                weight=weight,
-                in_shape=(w.shape[0],),
+            exporter.dense(
+                f"fc{i + 1}",
+                weight,
                 w_bits=w_bits,
                 v_bits=v_bits,
                 threshold=min(theta_int, 2 ** (v_bits - 1) - 1),
-                leak=Leak("none"),
-                reset="none",
-                fire="lif",
             )
         )
     weight, scales["out"] = exporter.symmetric_integers(last.T, w_bits)
-    layers.append(exporter.accumulator("out", weight, w_bits=w_bits, v_bits=v_bits))
+    layers.append(exporter.dense("out", weight, w_bits=w_bits, v_bits=v_bits, fire="accum"))
     meta = {
         "training": {"method": "stdbp", "approximate": True, "dt": dt, "theta": net.theta},
         "scales": scales,

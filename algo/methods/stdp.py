@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 from spikeforge.algo.training import export as exporter
-from spikeforge.sim.bundle import Bundle, Layer
+from spikeforge.sim.bundle import Bundle
 from spikeforge.sim.semantics import Leak
 
 RULES: tuple[str, ...] = ("add", "mult", "log")
@@ -304,19 +304,16 @@ def to_bundle(
         else (np.zeros((n_classes, cfg.neurons), np.int64), 1.0)
     )
     layers = [
-        Layer(
-            name="stdp",
-            kind="linear",
-            weight=w_int,
-            in_shape=(layer.w.shape[0],),
+        exporter.dense(
+            "stdp",
+            w_int,
             w_bits=w_bits,
             v_bits=v_bits,
             threshold=exporter.integer_thresholds(layer.thresholds, unit, v_bits),
             leak=Leak("mult", lam=round(256 * math.exp(-1 / cfg.tau_v)), frac=8),
             reset="zero",
-            fire="lif",
         ),
-        exporter.accumulator("out", r_int, w_bits=w_bits, v_bits=v_bits),
+        exporter.dense("out", r_int, w_bits=w_bits, v_bits=v_bits, fire="accum"),
     ]
     return exporter.assemble(
         layers,

@@ -8,7 +8,7 @@ Nothing here writes a manifest or weights itself (docs/bundle.md is the format).
 Torch networks (``SNN`` and the networks that return ``int_layers()`` like it) come in through
 ``to_bundle`` / ``export``: the very tensors the bit-true forward pass uses. The numpy methods
 (Lee 2016, STDBP, STDP) build their layers with ``symmetric_integers``,
-``integer_thresholds`` and ``accumulator`` and call ``assemble``. Float scales go to ``meta``
+``integer_thresholds`` and ``dense`` and call ``assemble``. Float scales go to ``meta``
 (informational only).
 """
 
@@ -67,8 +67,19 @@ def integer_thresholds(theta: np.ndarray, unit: float, v_bits: int) -> np.ndarra
     return np.clip(np.round(theta / unit), 1, 2 ** (v_bits - 1) - 1).astype(np.int64)
 
 
-def accumulator(name: str, weight: np.ndarray, *, w_bits: int, v_bits: int) -> Layer:
-    """A linear ``accum`` output layer (no threshold, leak or reset) with integer ``weight``."""
+def dense(
+    name: str,
+    weight: np.ndarray,
+    *,
+    w_bits: int,
+    v_bits: int,
+    fire: str = "lif",
+    threshold: int | np.ndarray | None = None,
+    leak: Leak | None = None,
+    reset: str = "none",
+) -> Layer:
+    """A linear layer over a flat input with integer ``weight`` ``[out, in]``: a LIF layer, or
+    with ``fire="accum"`` an output layer (no threshold, leak or reset)."""
     return Layer(
         name=name,
         kind="linear",
@@ -76,10 +87,10 @@ def accumulator(name: str, weight: np.ndarray, *, w_bits: int, v_bits: int) -> L
         in_shape=(weight.shape[1],),
         w_bits=w_bits,
         v_bits=v_bits,
-        threshold=None,
-        leak=Leak("none"),
-        reset="none",
-        fire="accum",
+        threshold=threshold,
+        leak=leak or Leak("none"),
+        reset=reset,
+        fire=fire,
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def run_one(
         float(layer.neuron.lam().detach()) for layer in net.layers if isinstance(layer.neuron, LIF)
     ]
     ks = B.quantise_post_training(net, data.x_train[:128], settings.seed)
-    meta = {"training": {"method": "bpsr", "dataset": data.name, "bpsr": settings.to_dict()}}
+    meta = {"training": {"method": "bpsr", "dataset": data.name, "bpsr": asdict(settings)}}
     path = export(net, out / name, meta)
     bundle = load_bundle(path)
     measured = measure_bundle(
@@ -82,7 +83,7 @@ def run_one(
     )
     return {
         "name": name,
-        "settings": settings.to_dict(),
+        "settings": asdict(settings),
         "float_snn": float_acc,
         **measured,
         "synapses": sum(int(np.count_nonzero(layer.weight)) for layer in bundle.layers),

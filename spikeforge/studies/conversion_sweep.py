@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -400,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             "convert_seconds": convert_seconds,
             "float_thresholds": done.thresholds,
             "lambdas": done.lambdas,
-            "settings": settings.to_dict(),
+            "settings": asdict(settings),
             "rows": rows,
         }
         results["total_seconds"] = time.perf_counter() - started

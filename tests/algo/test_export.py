@@ -175,6 +175,7 @@ def test_numpy_helpers_round_like_the_bit_true_export():
 def test_assemble_checks_before_anyone_writes():
     from spikeforge.sim.bundle import BundleError
 
-    bad = exporter.accumulator("out", np.full((2, 3), 9, dtype=np.int64), w_bits=4, v_bits=16)
+    weight = np.full((2, 3), 9, dtype=np.int64)
+    bad = exporter.dense("out", weight, w_bits=4, v_bits=16, fire="accum")
     with pytest.raises(BundleError, match="out"):
         exporter.assemble([bad], exporter.spike_input(3), 4)
