@@ -167,16 +167,8 @@ class BNTTNet(nn.Module):
         self.in_shapes: list[tuple[int, ...]] = []
         for spec in self.specs:
             self.in_shapes.append(shape)
-            if spec.kind == "linear":
-                synapse: nn.Module = nn.Linear(math.prod(shape), spec.out, bias=False)
-                shape = (spec.out,)
-            else:
-                synapse = nn.Conv2d(
-                    shape[0], spec.out, spec.kernel, spec.stride, spec.padding, bias=False
-                )
-                h = (shape[1] + 2 * spec.padding - spec.kernel) // spec.stride + 1
-                w = (shape[2] + 2 * spec.padding - spec.kernel) // spec.stride + 1
-                shape = (spec.out, h, w)
+            synapse = spec.synapse(shape)
+            shape = spec.out_shape(shape)
             nn.init.xavier_uniform_(synapse.weight, gain=2.0)  # as the released code
             self.synapses.append(synapse)
             self.norms.append(BatchNormThroughTime(spec.out, timesteps))

@@ -154,14 +154,14 @@ class ConvANN(nn.Module):
         blocks = []
         for index, spec in enumerate([*specs, LayerSpec("linear", classes)]):
             hidden = index < len(specs)
-            synapse = _synapse(spec, shape, bias)
+            synapse = spec.synapse(shape, bias)
             if hidden:
                 nn.init.kaiming_normal_(synapse.weight, nonlinearity="relu")
             else:
                 nn.init.kaiming_normal_(synapse.weight, nonlinearity="linear")
             if synapse.bias is not None:
                 nn.init.zeros_(synapse.bias)
-            out_shape = _out_shape(spec, shape)
+            out_shape = spec.out_shape(shape)
             name = f"{'conv' if spec.kind == 'conv2d' else 'fc'}{index + 1}" if hidden else "out"
             blocks.append(
                 ANNBlock(
@@ -193,20 +193,6 @@ class ConvANN(nn.Module):
 
     def forward(self, codes: Tensor) -> Tensor:
         return self.ann_forward(codes)
-
-
-def _synapse(spec: LayerSpec, shape: tuple[int, ...], bias: bool) -> nn.Linear | nn.Conv2d:
-    if spec.kind == "linear":
-        return nn.Linear(math.prod(shape), spec.out, bias=bias)
-    return nn.Conv2d(shape[0], spec.out, spec.kernel, spec.stride, spec.padding, bias=bias)
-
-
-def _out_shape(spec: LayerSpec, shape: tuple[int, ...]) -> tuple[int, ...]:
-    if spec.kind == "linear":
-        return (spec.out,)
-    _, h, w = shape
-    k, s, p = spec.kernel, spec.stride, spec.padding
-    return (spec.out, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
 
 
 def ann_for(

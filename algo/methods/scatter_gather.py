@@ -467,13 +467,7 @@ def build_sg(config: TrainConfig, data: Dataset, k: int = 1, bound: int = 2) -> 
     layers: list[SGLayer] = []
     current = tuple(shape)
     for index, spec in enumerate(specs):
-        synapse: nn.Linear | nn.Conv2d
-        if spec.kind == "linear":
-            synapse = nn.Linear(math.prod(current), spec.out, bias=False)
-        else:
-            synapse = nn.Conv2d(
-                current[0], spec.out, spec.kernel, spec.stride, spec.padding, bias=False
-            )
+        synapse = spec.synapse(current)
         nn.init.kaiming_normal_(synapse.weight, nonlinearity="relu")
         layer = SGLayer(
             synapse,

@@ -389,6 +389,20 @@ class LayerSpec:
     stride: int = 1
     padding: int = 1
 
+    def synapse(self, in_shape: Sequence[int], bias: bool = False) -> nn.Linear | nn.Conv2d:
+        """A fresh (default-initialised) synapse of this layer for input ``in_shape``."""
+        if self.kind == "linear":
+            return nn.Linear(math.prod(in_shape), self.out, bias=bias)
+        return nn.Conv2d(in_shape[0], self.out, self.kernel, self.stride, self.padding, bias=bias)
+
+    def out_shape(self, in_shape: Sequence[int]) -> tuple[int, ...]:
+        """The layer's output shape for input ``in_shape``."""
+        if self.kind == "linear":
+            return (self.out,)
+        _, h, w = in_shape
+        k, s, p = self.kernel, self.stride, self.padding
+        return (self.out, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+
 
 _CONV = re.compile(r"^c(\d+)(?:k(\d+))?(?:s(\d+))?(?:p(\d+))?$")
 
@@ -445,13 +459,7 @@ def build_snn(
         raise ValueError(f"a convolution needs a [C, H, W] input, got {list(shape)}")
     layers: list[SpikingLayer] = []
     for index, spec in enumerate(specs):
-        synapse: nn.Linear | nn.Conv2d
-        if spec.kind == "linear":
-            synapse = nn.Linear(math.prod(shape), spec.out, bias=False)
-        else:
-            synapse = nn.Conv2d(
-                shape[0], spec.out, spec.kernel, spec.stride, spec.padding, bias=False
-            )
+        synapse = spec.synapse(shape)
         nn.init.kaiming_normal_(synapse.weight, nonlinearity="relu")
         neuron = LIF(threshold, leak, reset, surrogate, leak_mode=leak_mode)
         layer = SpikingLayer(
