@@ -248,9 +248,8 @@ def run(
     return figures
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contenders", default=",".join((*SPIKEFORGE, *PEERS)))
+def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a training-step timing run (this command's and the suite's)."""
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--timesteps", default="5,25")
     parser.add_argument("--batch", type=int, default=128)
@@ -258,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--per-round", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contenders", default=",".join((*SPIKEFORGE, *PEERS)))
+    add_timing_arguments(parser)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     figures = run(
