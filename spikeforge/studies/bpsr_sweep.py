@@ -118,11 +118,9 @@ def table(results: dict[str, Any]) -> str:
 def plot(results: dict[str, Any], path: Path) -> Path:
     """Golden accuracy against hidden firing rate, spike-driven additions and all synaptic
     operations per sample (the line joins the BPSR points in order of ``lambda_s``)."""
-    import matplotlib
+    from spikeforge.algo.training.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = results["rows"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
     for ax, key, label in (
@@ -156,10 +154,7 @@ def plot(results: dict[str, Any], path: Path) -> Path:
         fontsize=9,
     )
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -233,11 +233,9 @@ def plot(results: dict[str, Any], path: Path) -> Path:
 
     ``results["whole_test_set"]`` (optional, ``{variant: [row, ...]}``, merged from runs on the
     whole test set while the curves use a subset) adds their golden accuracies as stars."""
-    import matplotlib
+    from spikeforge.algo.training.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (ax, ax_ops) = plt.subplots(1, 2, figsize=(11, 4))
     for index, (name, entry) in enumerate(results["variants"].items()):
         color = f"C{index}"
@@ -265,10 +263,7 @@ def plot(results: dict[str, Any], path: Path) -> Path:
     for a in (ax, ax_ops):
         a.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def merge(curves: list[Path], whole: list[Path], out: Path) -> int:

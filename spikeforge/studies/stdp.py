@@ -31,7 +31,7 @@ from spikeforge.algo.methods.stdp import (
     train_layer,
     vote,
 )
-from spikeforge.algo.training.report import _pyplot, _save
+from spikeforge.algo.training.report import pyplot, save_figure
 from spikeforge.sim.bundle import save_bundle
 from spikeforge.sim.datasets import DATASETS, load_dataset
 from spikeforge.sim.golden import accuracy, run
@@ -54,7 +54,7 @@ def summarise(paths: list[str], plot: str | None = None) -> list[dict[str, Any]]
             }
         )
     if plot:
-        plt = _pyplot()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for i, rule in enumerate(RULES):
             gaps = [r["la_gap"] for r in rows if r["rule"] == rule]
@@ -69,7 +69,7 @@ def summarise(paths: list[str], plot: str | None = None) -> list[dict[str, Any]]
         ax.set_title("Diehl & Cook layer on digits, label-assignment readout")
         ax.grid(alpha=0.3, axis="y")
         fig.tight_layout()
-        _save(fig, plot)
+        save_figure(fig, plot)
     return rows
 
 

@@ -9,6 +9,8 @@ import pytest
 from spikeforge.algo.methods import lee2016
 from spikeforge.sim.datasets import load_dataset
 
+from tests.algo.study_runs import golden_accuracy_is_recorded
+
 
 def _net(w1, th1, kappa=0.0, **cfg):
     """One-layer network (the event loop treats it as the output layer)."""
@@ -227,20 +229,13 @@ def test_stepped_model_matches_golden_on_the_bundle_integers(tmp_path):
 def test_study_command_writes_the_bundle_it_measured(tmp_path):
     """``python -m spikeforge.studies.lee2016``: a one-epoch run writes the bundle, the binned
     test input and metrics whose golden accuracy is the saved bundle's on that input."""
-    import json
-
-    from spikeforge.sim.bundle import load_bundle
-    from spikeforge.sim.golden import accuracy, run
-
     from spikeforge.studies import lee2016 as study
 
     out = tmp_path / "run"
     argv = ["--hidden", "8", "--epochs", "1", "--train-limit", "30", "--test-limit", "20"]
     assert study.main([*argv, "--test-ms", "40", "--out", str(out)]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    bundle = load_bundle(out / "bundle")
     x = np.load(out / "test_input.npy")
-    assert x.shape == (20, 40, 64) and bundle.timesteps == 40
     labels = load_dataset("digits").limited(30, 20).y_test
-    assert metrics["export"]["golden_test_acc"] == accuracy(run(bundle, x), labels)
+    metrics, bundle = golden_accuracy_is_recorded(out, x, labels)
+    assert x.shape == (20, 40, 64) and bundle.timesteps == 40
     assert len(metrics["history"]) == 1

@@ -9,6 +9,8 @@ import pytest
 from spikeforge.algo.methods import stdp
 from spikeforge.sim.datasets import load_dataset
 
+from tests.algo.study_runs import golden_accuracy_is_recorded
+
 E1 = math.exp(-1)
 
 
@@ -123,22 +125,15 @@ def test_layer_learns_and_exports(tmp_path):
 def test_study_command_and_summary(tmp_path, capsys):
     """``python -m spikeforge.studies.stdp``: one run writes the bundle whose golden test
     accuracy on the saved input is in ``metrics.json``; ``--summarise`` tabulates it."""
-    import json
-
-    from spikeforge.sim.bundle import load_bundle
-    from spikeforge.sim.golden import accuracy, run
-
     from spikeforge.studies import stdp as study
 
     out = tmp_path / "run"
     argv = ["--neurons", "12", "--timesteps", "20", "--train-limit", "40", "--test-limit", "20"]
     assert study.main([*argv, "--epochs", "1", "--out", str(out)]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    bundle = load_bundle(out / "bundle")
     x = np.load(out / "test_input.npy")
-    assert x.shape == (20, 20, 64)
     labels = load_dataset("digits").limited(40, 20).y_test
-    assert metrics["export"]["golden_test_acc"] == accuracy(run(bundle, x), labels)
+    metrics, _ = golden_accuracy_is_recorded(out, x, labels)
+    assert x.shape == (20, 20, 64) and metrics["method"] == "stdp"
     capsys.readouterr()
     assert study.main(["--summarise", str(out / "metrics.json")]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| log |")]
