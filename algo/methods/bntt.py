@@ -17,7 +17,7 @@ inference can stop after the last step at which some layer's average is still at
 threshold (0.1 in the paper's Fig. 4), since later steps carry almost no spikes.
 
 **Export.** At inference a BNTT layer is a per-step, per-neuron affine map of the input current
-(gain ``k_t = gamma^t / sqrt(var^t + eps)``, offset ``c_t = -k_t·mu^t``). A bundle (SPEC 3.1,
+(gain ``k_t = gamma^t / sqrt(var^t + eps)``, offset ``c_t = -k_t·mu^t``). A bundle (docs/bundle.md,
 version 1) has one threshold, bias and leak per neuron for all steps, so BNTT can only be
 exported approximately: ``fold_bntt`` replaces ``k_t, c_t`` by their time averages ``k, c``,
 which fold *exactly* into per-neuron integer thresholds ``ceil(theta / (k·unit))`` and biases
@@ -30,7 +30,8 @@ between its accuracy and the exact BNTT network's is the cost of the approximati
 Exact export would need a per-step table per neuron: dividing the potential by ``k_t`` at every
 step turns BNTT into ``v^t = lam·(k_(t-1)/k_t)·v^(t-1) + s^t - mu^t``, spike at ``theta/k_t`` --
 i.e. per-step threshold, bias and leak tables (``T`` entries per neuron or per channel), or
-equivalently a per-step input gain and bias in the neuron update. SPEC section 2 has neither.
+equivalently a per-step input gain and bias in the neuron update. The integer semantics
+(docs/semantics.md) have neither.
 """
 
 from __future__ import annotations

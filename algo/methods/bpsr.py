@@ -21,7 +21,8 @@ quantisation with the leak rounded to a shift.
 
 Differences from the paper, chosen for this package: the output layer accumulates (the
 project's readout) instead of ``softmax(k sum_t s)``; no neuron bias; ``tau`` per layer, not per
-neuron; the shift leak computes ``v (1 - 2^-k)`` (SPEC), so ``tau < 0.5`` rounds to 0.5.
+neuron; the shift leak computes ``v (1 - 2^-k)`` (docs/semantics.md), so ``tau < 0.5`` rounds
+to 0.5.
 """
 
 from __future__ import annotations

@@ -461,10 +461,11 @@ def stepped_counts(
     """Output spike counts ``[B, n_out]`` of a float, time-stepped version of the network.
 
     Used to split the export gap into its causes: each step integrates the binned input
-    (``u = leak v + W x``), fires at ``u >= V_th`` with subtractive reset (SPEC section 2's order),
-    then optionally applies the WTA inhibition (``kappa V_th,i`` per spike of another neuron)
-    and the clip of V to ``[-V_th, V_th]``. Refractoriness (``w_dyn``) is left out: with
-    ``dt = T_ref = 1 ms`` a neuron that fired in the previous step already has ``w_dyn = 1``.
+    (``u = leak v + W x``), fires at ``u >= V_th`` with subtractive reset (in the order of
+    docs/semantics.md), then optionally applies the WTA inhibition (``kappa V_th,i`` per spike of
+    another neuron) and the clip of V to ``[-V_th, V_th]``. Refractoriness (``w_dyn``) is left
+    out: with ``dt = T_ref = 1 ms`` a neuron that fired in the previous step already has
+    ``w_dyn = 1``.
     ``weights``/``thresholds``/``leak`` override the float values (e.g. the bundle's integers).
     """
     ws = weights if weights is not None else net.w

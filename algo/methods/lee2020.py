@@ -29,14 +29,13 @@ fired, 0 when silent (the text gives no pooling gradient; this is eq. 13 with eq
 silent neurons, and what the code's BPTT computes).
 
 Export (``to_snn``): a network of conv/linear LIF layers and pooling neurons becomes an ``SNN``
-whose bit-true mode (hard reset ``zero``, ``mult`` leak ``round(lam·256)/256``, strict
-threshold ``floor(V_th/unit) + 1`` -- in the float modes ``u >= above(V_th)``, the same test in
-float32 --, leaky accumulator output) the bundle expresses exactly. The
-pooling neuron is not a pooling layer (SPEC 2 has none) but a spiking layer with fixed weights,
-so it exports as a conv layer (``PoolingNeuronLayer``). A residual block exports as two layers:
-a bundle layer reads only the previous layer's spikes, so the block's first layer gets relay
-neurons that re-emit the block input in the same step (``ResidualEntryLayer``) and the skip
-path becomes weights of the second layer.
+whose bit-true mode (hard reset ``zero``, ``mult`` leak ``round(lam·256)/256``, strict threshold
+``floor(V_th/unit) + 1`` -- in the float modes ``u >= above(V_th)``, the same test in float32 --,
+leaky accumulator output) the bundle expresses exactly. The pooling neuron is not a pooling layer
+(docs/semantics.md has none) but a spiking layer with fixed weights, so it exports as a conv layer
+(``PoolingNeuronLayer``). A residual block exports as two layers: a bundle layer reads only the
+previous layer's spikes, so the block's first layer gets relay neurons that re-emit the block input
+in the same step (``ResidualEntryLayer``) and the skip path becomes weights of the second layer.
 """
 
 from __future__ import annotations
@@ -460,7 +459,7 @@ def above(v_th: float) -> float:
 class StrictThresholdLayer(SpikingLayer):
     """A Lee et al. LIF layer (hard reset, ``mult`` leak) with the paper's strict
     ``V > V_th``: the float modes compare ``u >= above(V_th)`` (the same test in float32), the
-    integers use ``theta = floor(V_th / unit) + 1`` (SPEC 2)."""
+    integers use ``theta = floor(V_th / unit) + 1`` (docs/semantics.md)."""
 
     def __init__(
         self,

@@ -19,16 +19,16 @@ BN scale flips the neuron's weights (the comparison flips, Zou et al. omit the s
 scale makes the neuron constant. The next layer reads each group through ``K`` axons with the
 same weight (columns duplicated), so its sums see ``sum_n w_n * y'_n`` exactly.
 
-In a bundle (SPEC 2) the group is an ordinary layer: ``K`` rows per ANN neuron (member ``j`` of
-neuron ``n`` is neuron ``n*K + j``; of conv channel ``c`` it is channel ``c*K + j``), one
-threshold per neuron, ``leak none``, ``reset zero``, ``T = 1``, direct input encoding. A
-threshold ``<= 0`` (the neuron fires on a zero sum) is written as ``theta = 1`` with
-``bias = 1 - theta``; ``v_bits`` grows per layer until every threshold and bias fits.
+In a bundle (docs/semantics.md) the group is an ordinary layer: ``K`` rows per ANN neuron (member
+``j`` of neuron ``n`` is neuron ``n*K + j``; of conv channel ``c`` it is channel ``c*K + j``), one
+threshold per neuron, ``leak none``, ``reset zero``, ``T = 1``, direct input encoding. A threshold
+``<= 0`` (the neuron fires on a zero sum) is written as ``theta = 1`` with ``bias = 1 - theta``;
+``v_bits`` grows per layer until every threshold and bias fits.
 
 Modes (``SGNet.set_mode``): ``ann`` the float ReLU network; ``float`` quantised activations with
 float weights; ``quant`` the quantised ANN (evaluated exactly in eval mode: integer sums, float64
 batch norm and rounding); ``bittrue`` the converted SNN through ``spikeforge.algo.snn.bittrue``
-(SPEC 2).
+(docs/semantics.md).
 """
 
 from __future__ import annotations
@@ -373,7 +373,8 @@ class SGNet(ModeSwitch, nn.Module):
 
     @torch.no_grad()
     def int_layers(self) -> list[bittrue.IntLayer]:
-        """The converted SNN (neuron groups, folded thresholds) as SPEC-2 integer layers."""
+        """The converted SNN (neuron groups, folded thresholds) as integer layers
+        (docs/semantics.md)."""
         folded = self._folded()
         result, in_shape, prev_grouped = [], self.input_shape, False
         for index, layer in enumerate(self.layers):
@@ -441,7 +442,7 @@ class SGNet(ModeSwitch, nn.Module):
         return np.repeat(per, self.group, axis=1).reshape(w.shape[0], -1)
 
     def run_bittrue(self, x: Tensor) -> bittrue.BitTrueOutput:
-        """The converted SNN on input codes (one step, SPEC 2 exactly)."""
+        """The converted SNN on input codes (one step, docs/semantics.md exactly)."""
         x = x.reshape(x.shape[0], *self.input_shape)
         with torch.no_grad():
             out = bittrue.forward(self.int_layers(), x, 1, "direct")

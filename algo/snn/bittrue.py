@@ -1,4 +1,4 @@
-"""The bit-true forward pass: SPEC section 2 computed exactly in PyTorch, with STE gradients.
+"""The bit-true forward pass: docs/semantics.md computed exactly in PyTorch, with STE gradients.
 
 Integers are held in float64 tensors (exact below 2^53; every product and sum the bundle limits
 allow stays far below that). Rounding is explicit floor (``>>`` semantics) and saturation is a
@@ -59,7 +59,7 @@ class IntLayer:
     unit: float | Tensor = 1.0
 
     def leak_fn(self) -> Callable[[Tensor], Tensor]:
-        """The floor leak of SPEC section 2 as a differentiable function of ``v``."""
+        """The floor leak of docs/semantics.md as a differentiable function of ``v``."""
         if self.leak_mode == "mult":
             lam, div = self.lam, float(1 << self.frac)
             return lambda v: floor_ste(v * lam / div)

@@ -5,9 +5,9 @@ A network runs in one of four modes (``SNN.set_mode``):
 * ``ann``: the same weights as a ReLU network (ANN pre-training of the hybrid pipeline);
 * ``float``: the SNN with float weights and potentials;
 * ``quant``: the SNN with fake-quantised weights (``affine`` or ``symmetric``, STE);
-* ``bittrue``: SPEC section 2 exactly (``spikeforge.algo.snn.bittrue``): integer weights,
-thresholds, leak,
-  input shift and saturation, all with straight-through gradients.
+* ``bittrue``: the integer semantics (docs/semantics.md) exactly (``spikeforge.algo.snn.bittrue``):
+  integer weights, thresholds, leak, input shift and saturation, all with straight-through
+  gradients.
 
 ``SNN.forward(codes)`` encodes integer input codes and returns logits; ``SNN.run(x)`` takes what
 the bundle's first layer receives (codes for ``direct``, 0/1 trains ``[N, T, *shape]`` else).
@@ -147,7 +147,7 @@ class SpikingLayer(SynapseGeometry, nn.Module):
         return self.neuron.fire
 
     def int_layer(self, w_bits: int, v_bits: int, in_unit: float) -> bittrue.IntLayer:
-        """This layer in the integer domain (SPEC 2), differentiable through STEs.
+        """This layer in the integer domain (docs/semantics.md), differentiable through STEs.
 
         Weights: symmetric ``w_bits`` integers with step ``delta``; one potential unit is
         ``delta · in_unit · 2^input_shift``; ``theta = ceil(threshold / unit)`` (the hardware
@@ -325,7 +325,7 @@ class SNN(ModeSwitch, nn.Module):
         return result
 
     def run_bittrue(self, x: Tensor) -> bittrue.BitTrueOutput:
-        """The exact integer forward pass (SPEC 2) on bundle-level input ``x``."""
+        """The exact integer forward pass (docs/semantics.md) on bundle-level input ``x``."""
 
         def drop(index: int, spikes: Tensor) -> Tensor:
             return self.layers[index].dropout(spikes, rescale=False)

@@ -2,7 +2,7 @@
 
 All modules take a whole sequence ``[T, N, *shape]`` at once (SpikingJelly's multi-step mode):
 a layer's input current for every step is computed in one batched product, then the neuron
-dynamics run over ``T``. The update order is SPEC section 2: leak the previous potential, add
+dynamics run over ``T``. The update order is docs/semantics.md's: leak the previous potential, add
 this step's input, (saturate), compare ``u >= theta``, reset.
 """
 

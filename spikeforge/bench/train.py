@@ -13,8 +13,8 @@ LIF),
 ``spikeforge-reference`` (the same network on the step-by-step reference LIF), and the peers of
 ``spikeforge.bench.peers``; a peer name with ``+hoist`` computes the static first layer once.
 spikeforge's MLP is ``spikeforge.algo.snn.models.build_snn("512-512")`` in float mode; its conv
-network is
-built here because ``SNN`` has no pooling layer (SPEC 2: pooling is not a hardware layer).
+network is built here because ``SNN`` has no pooling layer (docs/semantics.md: pooling is not a
+hardware layer).
 """
 
 from __future__ import annotations
