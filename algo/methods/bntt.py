@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from spikeforge.algo.snn import bittrue
 from spikeforge.algo.snn.encoding import get_encoder
-from spikeforge.algo.snn.models import SNN, LayerSpec, SpikingLayer, parse_arch
+from spikeforge.algo.snn.models import SNN, LayerSpec, SpikingLayer, copy_synapse, parse_arch
 from spikeforge.algo.snn.neurons import LIF, Accumulator
 from spikeforge.algo.snn.quant import ceil_ste, clamp_ste, round_ste
 from spikeforge.algo.snn.surrogate import Triangle, spike
@@ -167,16 +167,8 @@ class BNTTNet(nn.Module):
         self.in_shapes: list[tuple[int, ...]] = []
         for spec in self.specs:
             self.in_shapes.append(shape)
-            if spec.kind == "linear":
-                synapse: nn.Module = nn.Linear(math.prod(shape), spec.out, bias=False)
-                shape = (spec.out,)
-            else:
-                synapse = nn.Conv2d(
-                    shape[0], spec.out, spec.kernel, spec.stride, spec.padding, bias=False
-                )
-                h = (shape[1] + 2 * spec.padding - spec.kernel) // spec.stride + 1
-                w = (shape[2] + 2 * spec.padding - spec.kernel) // spec.stride + 1
-                shape = (spec.out, h, w)
+            synapse = spec.synapse(shape)
+            shape = spec.out_shape(shape)
             nn.init.xavier_uniform_(synapse.weight, gain=2.0)  # as the released code
             self.synapses.append(synapse)
             self.norms.append(BatchNormThroughTime(spec.out, timesteps))
@@ -350,39 +342,11 @@ class FoldedLayer(SpikingLayer):
 
 
 class FoldedSNN(SNN):
-    """An ``SNN`` with ``FoldedLayer`` hidden layers (per-neuron thresholds and biases)."""
+    """An ``SNN`` with ``FoldedLayer`` hidden layers (per-neuron thresholds and biases); its
+    input shifts keep the 0.99 quantile of each layer's thresholds in range, the few larger
+    ones saturate at the largest potential."""
 
-    @torch.no_grad()
-    def calibrate_shifts(self, x: Tensor, headroom: int = 2, quantile: float = 0.99) -> list[int]:
-        """Like ``SNN.calibrate_shifts``, with per-neuron thresholds: the shift keeps the
-        ``quantile`` of each layer's thresholds (and its largest per-step input) in range;
-        thresholds above the range saturate at its maximum."""
-        for layer in self.layers:
-            layer.input_shift.fill_(0)
-        peaks = [0.0] * len(self.layers)
-
-        def observe(index: int, s: Tensor) -> None:
-            if self.layers[index].fire == "accum":
-                s = s.cumsum(0)
-            peaks[index] = max(peaks[index], float(s.abs().max()))
-
-        saved_bits, self.v_bits = self.v_bits, 32
-        try:
-            layers = self.int_layers()
-            bittrue.forward(layers, x, self.timesteps, self.encoding, observe=observe)
-        finally:
-            self.v_bits = saved_bits
-        limit = 2.0 ** (self.v_bits - 1 - headroom)
-        shifts = []
-        for layer, int_layer, peak in zip(self.layers, layers, peaks, strict=True):
-            theta = 0.0
-            if layer.fire == "lif":
-                theta = float(torch.quantile(int_layer.theta.detach().reshape(-1), quantile))
-            need = max(theta, peak) / limit
-            shift = max(0, math.ceil(math.log2(need))) if need > 1 else 0
-            layer.input_shift.fill_(shift)
-            shifts.append(shift)
-        return shifts
+    threshold_quantile = 0.99
 
 
 def fold_bntt(
@@ -393,7 +357,7 @@ def fold_bntt(
     layers: list[SpikingLayer] = []
     for index, (synapse, norm) in enumerate(zip(net.synapses, net.norms, strict=True)):
         gain_t, offset_t = norm.step_affine()
-        copy = _copy_synapse(synapse)
+        copy = copy_synapse(synapse)
         neuron = LIF(
             net.threshold,
             net.leak,
@@ -414,9 +378,7 @@ def fold_bntt(
                 offset=offset_t.mean(0),
             )
         )
-    layers.append(
-        SpikingLayer(_copy_synapse(net.out), Accumulator(), net.in_shapes[-1], name="out")
-    )
+    layers.append(SpikingLayer(copy_synapse(net.out), Accumulator(), net.in_shapes[-1], name="out"))
     direct = net.encoder.encoding == "direct"
     return FoldedSNN(
         layers,
@@ -430,24 +392,6 @@ def fold_bntt(
         v_bits=v_bits,
         quant=quant,
     )
-
-
-def _copy_synapse(synapse: nn.Module) -> nn.Module:
-    copy = (
-        nn.Linear(synapse.in_features, synapse.out_features, bias=False)
-        if isinstance(synapse, nn.Linear)
-        else nn.Conv2d(
-            synapse.in_channels,
-            synapse.out_channels,
-            synapse.kernel_size,
-            synapse.stride,
-            synapse.padding,
-            bias=False,
-        )
-    )
-    with torch.no_grad():
-        copy.weight.copy_(synapse.weight)
-    return copy
 
 
 def bntt_method(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer) -> SNN:

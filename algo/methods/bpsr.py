@@ -21,16 +21,15 @@ quantisation with the leak rounded to a shift.
 
 Differences from the paper, chosen for this package: the output layer accumulates (the
 project's readout) instead of ``softmax(k sum_t s)``; no neuron bias; ``tau`` per layer, not per
-neuron; the shift leak computes ``v (1 - 2^-k)`` (docs/semantics.md), so ``tau < 0.5`` rounds to
-0.5.
+neuron; the shift leak computes ``v (1 - 2^-k)`` (docs/semantics.md), so ``tau < 0.5`` rounds
+to 0.5.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -63,9 +62,6 @@ class BPSRSettings:
     epochs: int = 30
     lr: float = 1e-2
     seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def bpsr_surrogate(alpha: float = ALPHA) -> Surrogate:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -78,9 +78,6 @@ class ConversionSettings:
     bn_eps: float = 1e-3
     activation_percentile: float = 100.0
     seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # ------------------------------------------------------------------------------------------
@@ -156,14 +153,14 @@ class ConvANN(nn.Module):
         blocks = []
         for index, spec in enumerate([*specs, LayerSpec("linear", classes)]):
             hidden = index < len(specs)
-            synapse = _synapse(spec, shape, bias)
+            synapse = spec.synapse(shape, bias)
             if hidden:
                 nn.init.kaiming_normal_(synapse.weight, nonlinearity="relu")
             else:
                 nn.init.kaiming_normal_(synapse.weight, nonlinearity="linear")
             if synapse.bias is not None:
                 nn.init.zeros_(synapse.bias)
-            out_shape = _out_shape(spec, shape)
+            out_shape = spec.out_shape(shape)
             name = f"{'conv' if spec.kind == 'conv2d' else 'fc'}{index + 1}" if hidden else "out"
             blocks.append(
                 ANNBlock(
@@ -195,20 +192,6 @@ class ConvANN(nn.Module):
 
     def forward(self, codes: Tensor) -> Tensor:
         return self.ann_forward(codes)
-
-
-def _synapse(spec: LayerSpec, shape: tuple[int, ...], bias: bool) -> nn.Linear | nn.Conv2d:
-    if spec.kind == "linear":
-        return nn.Linear(math.prod(shape), spec.out, bias=bias)
-    return nn.Conv2d(shape[0], spec.out, spec.kernel, spec.stride, spec.padding, bias=bias)
-
-
-def _out_shape(spec: LayerSpec, shape: tuple[int, ...]) -> tuple[int, ...]:
-    if spec.kind == "linear":
-        return (spec.out,)
-    _, h, w = shape
-    k, s, p = spec.kernel, spec.stride, spec.padding
-    return (spec.out, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
 
 
 def ann_for(
@@ -334,20 +317,17 @@ class BiasedLayer(SpikingLayer):
 
     def __init__(
         self,
-        synapse: nn.Linear | nn.Conv2d,
-        neuron: LIF | Accumulator,
-        in_shape: Sequence[int],
-        *,
-        name: str,
+        *args: Any,
         bias: Tensor | None = None,
         eta: float = 0.0,
         timesteps: int = 1,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(synapse, neuron, in_shape, name=name)
+        super().__init__(*args, **kwargs)
         width = self.out_shape[0]
         b = torch.zeros(width) if bias is None else bias.detach().to(torch.float32).reshape(-1)
         if b.numel() != width:
-            raise ValueError(f"{name}: bias has {b.numel()} values, expected {width}")
+            raise ValueError(f"{self.name}: bias has {b.numel()} values, expected {width}")
         self.register_buffer("bias", b.clone())
         self.eta = float(eta)
         self.timesteps = int(timesteps)

@@ -9,8 +9,8 @@ from spikeforge.algo.training.pipeline import (
     Trainer,
     balance_thresholds,
     evaluate,
-    fit,
     fit_ann,
+    fit_phase,
     start_bittrue,
 )
 from spikeforge.sim.datasets import Dataset
@@ -49,18 +49,16 @@ def direct(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer) -> No
 
 
 def _snn_then_bittrue(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer) -> None:
-    fit(
+    fit_phase(
         net,
         data,
+        config,
         trainer,
         phase="snn",
         mode=_quant_mode(config),
         epochs=config.snn_epochs,
         lr=config.snn_lr,
-        batch_size=config.batch_size,
-        weight_decay=config.weight_decay,
         seed=config.seed + 1,
-        eval_every=config.eval_every,
-        augment=config.augment,
+        weight_decay=config.weight_decay,
     )
     start_bittrue(net, data, config, trainer)

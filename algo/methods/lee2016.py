@@ -33,21 +33,21 @@ neurons, against the text (we use the gradient sign); ``gamma = 1`` in ``a_hat``
 error is scaled by ``g_i / g_bar`` like the hidden errors; mini-batches of samples run in lockstep
 (the paper uses batch size 1) and their updates are summed.
 
-Command: ``python -m spikeforge.algo.methods.lee2016 --dataset digits --out runs/lee2016-digits``.
+Command: ``python -m spikeforge.studies.lee2016 --dataset digits --out runs/lee2016-digits``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from spikeforge.sim.datasets import DATASETS, Dataset, load_dataset
+from spikeforge.algo.training import export as exporter
+from spikeforge.sim.bundle import Bundle
+from spikeforge.sim.datasets import Dataset
+from spikeforge.sim.semantics import Leak
 
 
 # ------------------------------------------------------------------------------------ equations
@@ -410,58 +410,37 @@ def train(data: Dataset, config: Lee2016Config, log: Any = print) -> tuple[Lee20
 # ------------------------------------------------------------------------------------ export
 def to_bundle(
     net: Lee2016Net, *, dt: float = 1.0, duration: float = 200.0, w_bits: int = 8, v_bits: int = 16
-):
+) -> Bundle:
     """An *approximate* bundle: time in ``dt`` steps, no WTA, no refractoriness, no floor.
 
     Layers: hidden and output LIF (reset ``sub``, ``mult`` leak ``exp(-dt/tau)``, per-neuron
     thresholds), then an ``accum`` counter with identity weights, so the bundle's output is the
     output spike count and its argmax is the paper's decision.
     """
-    from spikeforge.sim.bundle import Bundle, InputSpec, Layer
-    from spikeforge.sim.semantics import Leak
-
-    cfg = net.config
-    qmax = 2 ** (w_bits - 1) - 1
-    lam = round(256 * math.exp(-dt / cfg.tau))
+    lam = round(256 * math.exp(-dt / net.config.tau))
     layers, scales = [], {}
     for i, (w, v_th) in enumerate(zip(net.w, net.v_th, strict=True)):
-        unit = float(np.abs(w).max()) / qmax
+        weight, unit = exporter.symmetric_integers(w, w_bits)
         name = "hidden" if i == 0 else "out_lif"
         scales[name] = unit
         layers.append(
-            Layer(
-                name=name,
-                kind="linear",
-                weight=np.clip(np.round(w / unit), -qmax, qmax).astype(np.int64),
-                in_shape=(w.shape[1],),
+            exporter.dense(
+                name,
+                weight,
                 w_bits=w_bits,
                 v_bits=v_bits,
-                threshold=np.clip(np.round(v_th / unit), 1, 2 ** (v_bits - 1) - 1).astype(np.int64),
+                threshold=exporter.integer_thresholds(v_th, unit, v_bits),
                 leak=Leak("mult", lam=lam, frac=8),
                 reset="sub",
-                fire="lif",
             )
         )
-    n_out = net.w[-1].shape[0]
-    layers.append(
-        Layer(
-            name="count",
-            kind="linear",
-            weight=np.eye(n_out, dtype=np.int64),
-            in_shape=(n_out,),
-            w_bits=2,
-            v_bits=v_bits,
-            threshold=None,
-            leak=Leak("none"),
-            reset="none",
-            fire="accum",
-        )
-    )
-    return Bundle(
-        timesteps=round(duration / dt),
-        input=InputSpec(shape=(net.w[0].shape[1],), encoding="spikes", bits=1),
-        layers=layers,
-        meta={
+    count = np.eye(net.w[-1].shape[0], dtype=np.int64)
+    layers.append(exporter.dense("count", count, w_bits=2, v_bits=v_bits, fire="accum"))
+    return exporter.assemble(
+        layers,
+        exporter.spike_input(net.w[0].shape[1]),
+        round(duration / dt),
+        {
             "scales": scales,
             "training": {"method": "lee2016", "approximate": True, "dt_ms": dt, "wta": "dropped"},
         },
@@ -482,10 +461,11 @@ def stepped_counts(
     """Output spike counts ``[B, n_out]`` of a float, time-stepped version of the network.
 
     Used to split the export gap into its causes: each step integrates the binned input
-    (``u = leak v + W x``), fires at ``u >= V_th`` with subtractive reset (the order of
+    (``u = leak v + W x``), fires at ``u >= V_th`` with subtractive reset (in the order of
     docs/semantics.md), then optionally applies the WTA inhibition (``kappa V_th,i`` per spike of
-    another neuron) and the clip of V to ``[-V_th, V_th]``. Refractoriness (``w_dyn``) is left out:
-    with ``dt = T_ref = 1 ms`` a neuron that fired in the previous step already has ``w_dyn = 1``.
+    another neuron) and the clip of V to ``[-V_th, V_th]``. Refractoriness (``w_dyn``) is left
+    out: with ``dt = T_ref = 1 ms`` a neuron that fired in the previous step already has
+    ``w_dyn = 1``.
     ``weights``/``thresholds``/``leak`` override the float values (e.g. the bundle's integers).
     """
     ws = weights if weights is not None else net.w
@@ -568,99 +548,3 @@ def binned_trains(times: np.ndarray, index: np.ndarray, n_in: int, dt: float, st
     step = np.minimum((times[bb, pp] / dt).astype(np.int64), steps - 1)
     out[bb, step, index[bb, pp]] = 1
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m spikeforge.algo.methods.lee2016", description="Lee et al. 2016"
-    )
-    defaults = Lee2016Config()
-    parser.add_argument("--dataset", choices=DATASETS, default="digits")
-    parser.add_argument("--data", default=None)
-    parser.add_argument("--hidden", type=int, default=defaults.hidden)
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--eta", type=float, default=defaults.eta_w)
-    parser.add_argument("--lam", type=float, default=defaults.lam, help="eq 14 lambda")
-    parser.add_argument("--rho", type=float, default=defaults.rho, help="0: no threshold reg.")
-    parser.add_argument(
-        "--gate", action="store_true", help="drop the errors of silent output neurons (old rule)"
-    )
-    parser.add_argument("--no-wta", action="store_true", help="kappa = 0 in both layers")
-    parser.add_argument("--test-ms", type=float, default=defaults.test_ms)
-    parser.add_argument("--train-limit", type=int, default=None)
-    parser.add_argument("--test-limit", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--w-bits", type=int, default=8)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    config = Lee2016Config(
-        hidden=args.hidden,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        eta_w=args.eta,
-        lam=args.lam,
-        rho=args.rho,
-        gate_output=args.gate,
-        test_ms=args.test_ms,
-        seed=args.seed,
-    )
-    if args.no_wta:
-        config.kappa_hidden = config.kappa_out = 0.0
-    data = load_dataset(args.dataset, args.data).limited(args.train_limit, args.test_limit)
-    start = time.perf_counter()
-    net, history = train(data, config)
-    seconds = time.perf_counter() - start
-    train_acc, _ = evaluate(net, data.x_train, data.y_train, config.test_ms, seed=99)
-    test_acc, _ = evaluate(net, data.x_test, data.y_test, config.test_ms, seed=1234)
-    no_wta_acc, _ = evaluate(net, data.x_test, data.y_test, config.test_ms, seed=1234, wta=False)
-    short_acc, _ = evaluate(net, data.x_test, data.y_test, config.train_ms, seed=1234)
-    long_acc, _ = evaluate(net, data.x_test, data.y_test, 1000.0, seed=1234)
-
-    from spikeforge.sim.bundle import save_bundle
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    bundle = to_bundle(net, duration=config.test_ms, w_bits=args.w_bits)
-    save_bundle(bundle, out / "bundle")
-    rng = np.random.default_rng(1234)
-    times, index = poisson_events(data.x_test, config.test_ms, config.total_rate, rng)
-    gap = export_gap(net, times, index, data.y_test, bundle)
-    np.save(
-        out / "test_input.npy",
-        binned_trains(times, index, net.w[0].shape[1], 1.0, bundle.timesteps),
-    )
-    metrics = {
-        "method": "lee2016",
-        "dataset": data.name,
-        "sizes": {"train": len(data.y_train), "test": len(data.y_test)},
-        "config": asdict(config),
-        "train_seconds": seconds,
-        "train_acc": train_acc,
-        "test_acc": test_acc,
-        "test_acc_without_wta": no_wta_acc,
-        "test_acc_train_duration": short_acc,
-        "test_acc_1000ms": long_acc,
-        "export": {
-            "exact": False,
-            "dt_ms": 1.0,
-            "w_bits": args.w_bits,
-            "golden_test_acc": gap["golden"],
-            "gap_vs_event_driven": gap["event_driven"] - gap["golden"],
-            "ablation": gap,
-        },
-        "history": history,
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    np.savez(out / "float_net.npz", w1=net.w[0], w2=net.w[1], v_th1=net.v_th[0], v_th2=net.v_th[1])
-    print(
-        f"lee2016 {data.name}: train {train_acc:.4f} test {test_acc:.4f} (no WTA at inference "
-        f"{no_wta_acc:.4f}; {config.train_ms:g} ms {short_acc:.4f}; 1000 ms {long_acc:.4f}); "
-        f"golden (approximate export) {gap['golden']:.4f}; {seconds:.0f} s"
-    )
-    print("export gap: " + ", ".join(f"{k} {v:.4f}" for k, v in gap.items()))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

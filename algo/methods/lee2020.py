@@ -29,14 +29,13 @@ fired, 0 when silent (the text gives no pooling gradient; this is eq. 13 with eq
 silent neurons, and what the code's BPTT computes).
 
 Export (``to_snn``): a network of conv/linear LIF layers and pooling neurons becomes an ``SNN``
-whose bit-true mode (hard reset ``zero``, ``mult`` leak ``round(lam·256)/256``, strict
-threshold ``floor(V_th/unit) + 1`` -- in the float modes ``u >= above(V_th)``, the same test in
-float32 --, leaky accumulator output) the bundle expresses exactly. The
-pooling neuron is not a pooling layer (a bundle has none) but a spiking layer with fixed weights,
-so it exports as a conv layer (``PoolingNeuronLayer``). A residual block exports as two layers:
-a bundle layer reads only the previous layer's spikes, so the block's first layer gets relay
-neurons that re-emit the block input in the same step (``ResidualEntryLayer``) and the skip
-path becomes weights of the second layer.
+whose bit-true mode (hard reset ``zero``, ``mult`` leak ``round(lam·256)/256``, strict threshold
+``floor(V_th/unit) + 1`` -- in the float modes ``u >= above(V_th)``, the same test in float32 --,
+leaky accumulator output) the bundle expresses exactly. The pooling neuron is not a pooling layer
+(docs/semantics.md has none) but a spiking layer with fixed weights, so it exports as a conv layer
+(``PoolingNeuronLayer``). A residual block exports as two layers: a bundle layer reads only the
+previous layer's spikes, so the block's first layer gets relay neurons that re-emit the block input
+in the same step (``ResidualEntryLayer``) and the skip path becomes weights of the second layer.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from spikeforge.algo.snn import bittrue
 from spikeforge.algo.snn.encoding import PoissonEncoder
-from spikeforge.algo.snn.models import LEAK_FRAC, SNN, SpikingLayer, parse_arch
+from spikeforge.algo.snn.models import LEAK_FRAC, SNN, SpikingLayer, copy_synapse, parse_arch
 from spikeforge.algo.snn.neurons import LIF
 from spikeforge.algo.snn.quant import clamp_ste, floor_ste, round_ste
 from spikeforge.algo.snn.surrogate import LeakCorrectedSTE, scale_grad
@@ -693,23 +692,9 @@ def to_snn(net: LeeNet, *, input_scale: float, w_bits: int = 6, v_bits: int = 16
             shape = pool.out_shape
             continue
         synapse = stage.synapse
-        copy: nn.Linear | nn.Conv2d
-        if isinstance(synapse, nn.Linear):
-            copy = nn.Linear(synapse.in_features, synapse.out_features, bias=False)
-        else:
-            copy = nn.Conv2d(
-                synapse.in_channels,
-                synapse.out_channels,
-                synapse.kernel_size,
-                synapse.stride,
-                synapse.padding,
-                bias=False,
-            )
-        with torch.no_grad():
-            copy.weight.copy_(synapse.weight)
         kind = "fc" if isinstance(synapse, nn.Linear) else "conv"
         layer = StrictThresholdLayer(
-            copy,
+            copy_synapse(synapse),
             shape,
             name=f"{kind}{index + 1}",
             v_th=net.v_th,

@@ -19,11 +19,11 @@ BN scale flips the neuron's weights (the comparison flips, Zou et al. omit the s
 scale makes the neuron constant. The next layer reads each group through ``K`` axons with the
 same weight (columns duplicated), so its sums see ``sum_n w_n * y'_n`` exactly.
 
-In a bundle the group is an ordinary layer: ``K`` rows per ANN neuron (member ``j`` of
-neuron ``n`` is neuron ``n*K + j``; of conv channel ``c`` it is channel ``c*K + j``), one
-threshold per neuron, ``leak none``, ``reset zero``, ``T = 1``, direct input encoding. A
-threshold ``<= 0`` (the neuron fires on a zero sum) is written as ``theta = 1`` with
-``bias = 1 - theta``; ``v_bits`` grows per layer until every threshold and bias fits.
+In a bundle (docs/semantics.md) the group is an ordinary layer: ``K`` rows per ANN neuron (member
+``j`` of neuron ``n`` is neuron ``n*K + j``; of conv channel ``c`` it is channel ``c*K + j``), one
+threshold per neuron, ``leak none``, ``reset zero``, ``T = 1``, direct input encoding. A threshold
+``<= 0`` (the neuron fires on a zero sum) is written as ``theta = 1`` with ``bias = 1 - theta``;
+``v_bits`` grows per layer until every threshold and bias fits.
 
 Modes (``SGNet.set_mode``): ``ann`` the float ReLU network; ``float`` quantised activations with
 float weights; ``quant`` the quantised ANN (evaluated exactly in eval mode: integer sums, float64
@@ -42,22 +42,22 @@ import torch
 import torch.nn.functional as F
 from spikeforge.algo.snn import bittrue
 from spikeforge.algo.snn.encoding import get_encoder
-from spikeforge.algo.snn.models import SNN, SynapseGeometry, parse_arch
+from spikeforge.algo.snn.models import SNN, ModeSwitch, SynapseGeometry, parse_arch
 from spikeforge.algo.snn.quant import fake_quant_symmetric, quantize_symmetric, ste
 from spikeforge.algo.training.pipeline import (
     TrainConfig,
     Trainer,
     evaluate,
-    fit,
     fit_ann,
+    fit_phase,
     input_shape_for,
 )
 from spikeforge.sim.datasets import Dataset
 from spikeforge.sim.golden import sum_bound
 from torch import Tensor, nn
 
-MODES: tuple[str, ...] = ("ann", "float", "quant", "bittrue")
-#: Largest membrane width the conversion may choose (SPEC allows more; the chip holds 24).
+#: Largest membrane width the conversion may choose (the bundle format allows more; the chip
+#: holds 24).
 MAX_V_BITS = 32
 
 
@@ -245,7 +245,7 @@ class QuantisedAnnOutput:
     logits: Tensor  # sums * unit
 
 
-class SGNet(nn.Module):
+class SGNet(ModeSwitch, nn.Module):
     """A scatter-and-gather network: hidden ``SGLayer`` s with batch norm, a linear output.
 
     Duck-types what ``spikeforge train`` uses of ``spikeforge.algo.snn.models.SNN`` (modes,
@@ -287,13 +287,6 @@ class SGNet(nn.Module):
     @property
     def encoding(self) -> str:
         return "direct"
-
-    def set_mode(self, mode: str) -> SGNet:
-        """Select ``ann``, ``float``, ``quant`` or ``bittrue`` (returns ``self``)."""
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; expected one of {list(MODES)}")
-        self.mode = mode
-        return self
 
     def encode(self, codes: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Direct encoding: the codes, shaped ``[N, *input_shape]``."""
@@ -379,7 +372,8 @@ class SGNet(nn.Module):
 
     @torch.no_grad()
     def int_layers(self) -> list[bittrue.IntLayer]:
-        """The converted SNN (neuron groups, folded thresholds) as integer layers."""
+        """The converted SNN (neuron groups, folded thresholds) as integer layers
+        (docs/semantics.md)."""
         folded = self._folded()
         result, in_shape, prev_grouped = [], self.input_shape, False
         for index, layer in enumerate(self.layers):
@@ -473,13 +467,7 @@ def build_sg(config: TrainConfig, data: Dataset, k: int = 1, bound: int = 2) -> 
     layers: list[SGLayer] = []
     current = tuple(shape)
     for index, spec in enumerate(specs):
-        synapse: nn.Linear | nn.Conv2d
-        if spec.kind == "linear":
-            synapse = nn.Linear(math.prod(current), spec.out, bias=False)
-        else:
-            synapse = nn.Conv2d(
-                current[0], spec.out, spec.kernel, spec.stride, spec.padding, bias=False
-            )
+        synapse = spec.synapse(current)
         nn.init.kaiming_normal_(synapse.weight, nonlinearity="relu")
         layer = SGLayer(
             synapse,
@@ -561,15 +549,19 @@ def scatter_gather(net: SNN, data: Dataset, config: TrainConfig, trainer: Traine
         )
     k, bound = method_settings(config)
     sg = build_sg(config, data, k, bound)
-    common = {
-        "batch_size": config.batch_size,
-        "weight_decay": config.weight_decay,
-        "eval_every": config.eval_every,
-        "augment": config.augment,
-    }
     fit_ann(sg, data, config, trainer)
-    fit(sg, data, trainer, phase="quant", mode="quant", epochs=config.snn_epochs,
-        lr=config.snn_lr, seed=config.seed + 1, **common)  # fmt: skip
+    fit_phase(
+        sg,
+        data,
+        config,
+        trainer,
+        phase="quant",
+        mode="quant",
+        epochs=config.snn_epochs,
+        lr=config.snn_lr,
+        seed=config.seed + 1,
+        weight_decay=config.weight_decay,
+    )
     check = conversion_check(sg, data.x_test)
     trainer.log(
         f"scatter-gather (k={k}, B={bound}, {sg.group} neurons per group): "

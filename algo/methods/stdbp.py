@@ -21,23 +21,21 @@ Loss (eq 13): cross-entropy on ``softmax(-t_out)``; the earliest output spike is
 Silent outputs enter the loss at ``t_silent`` (a choice: the paper gives none) and pass no
 gradient. Everything is numpy, vectorised over the batch.
 
-Command: ``python -m spikeforge.algo.methods.stdbp --dataset digits --out runs/stdbp-digits``.
+Command: ``python -m spikeforge.studies.stdbp --dataset digits --out runs/stdbp-digits``.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from spikeforge.sim.datasets import DATASETS, Dataset, load_dataset
+from spikeforge.algo.training import export as exporter
+from spikeforge.sim.bundle import Bundle
+from spikeforge.sim.datasets import Dataset
 
 
 def relpsp(x: np.ndarray) -> np.ndarray:
@@ -309,7 +307,9 @@ def train(
 # Approximate export: discretised time, step-coded ("held") spikes, IF neurons without reset.
 
 
-def to_bundle(net: STDBPNet, *, dt: float, timesteps: int, w_bits: int = 8, v_bits: int = 24):
+def to_bundle(
+    net: STDBPNet, *, dt: float, timesteps: int, w_bits: int = 8, v_bits: int = 24
+) -> Bundle:
     """An *approximate* bundle: time in steps of ``dt``, ramps built by integrating step inputs.
 
     A ReL-PSP ramp ``w (t - t_i)+`` is what a no-leak neuron integrates when its input stays at 1
@@ -320,42 +320,28 @@ def to_bundle(net: STDBPNet, *, dt: float, timesteps: int, w_bits: int = 8, v_bi
     ``V_out(T)`` replaces "earliest output spike" as the decision. Weights are quantised
     symmetrically per layer; thresholds become ``round(theta / (dt * unit))``.
     """
-    from spikeforge.sim.bundle import Bundle, InputSpec, Layer
-    from spikeforge.sim.semantics import Leak
-
-    layers, units = [], []
-    qmax = 2 ** (w_bits - 1) - 1
-    n_layers = len(net.weights)
-    for i, w in enumerate(net.weights):
-        unit = float(np.abs(w).max()) / qmax
-        w_int = np.clip(np.round(w.T / unit), -qmax, qmax).astype(np.int64)
-        units.append(unit)
-        last = i == n_layers - 1
+    layers, scales = [], {}
+    *hidden, last = net.weights
+    for i, w in enumerate(hidden):
+        weight, unit = exporter.symmetric_integers(w.T, w_bits)
+        scales[f"fc{i + 1}"] = unit
         theta_int = max(1, round(net.theta / (dt * unit)))
         layers.append(
-            Layer(
-                name=f"fc{i + 1}" if not last else "out",
-                kind="linear",
-                weight=w_int,
-                in_shape=(w.shape[0],),
+            exporter.dense(
+                f"fc{i + 1}",
+                weight,
                 w_bits=w_bits,
                 v_bits=v_bits,
-                threshold=None if last else min(theta_int, 2 ** (v_bits - 1) - 1),
-                leak=Leak("none"),
-                reset="none",
-                fire="accum" if last else "lif",
+                threshold=min(theta_int, 2 ** (v_bits - 1) - 1),
             )
         )
+    weight, scales["out"] = exporter.symmetric_integers(last.T, w_bits)
+    layers.append(exporter.dense("out", weight, w_bits=w_bits, v_bits=v_bits, fire="accum"))
     meta = {
         "training": {"method": "stdbp", "approximate": True, "dt": dt, "theta": net.theta},
-        "scales": {layer.name: u for layer, u in zip(layers, units, strict=True)},
+        "scales": scales,
     }
-    return Bundle(
-        timesteps=timesteps,
-        input=InputSpec(shape=(net.weights[0].shape[0],), encoding="spikes", bits=1),
-        layers=layers,
-        meta=meta,
-    )
+    return exporter.assemble(layers, exporter.spike_input(net.weights[0].shape[0]), timesteps, meta)
 
 
 def held_trains(t_in: np.ndarray, dt: float, timesteps: int) -> np.ndarray:
@@ -373,89 +359,3 @@ def final_potential_decision(net: STDBPNet, t_in: np.ndarray, t_end: float) -> n
     hidden = times[-2] if len(times) >= 2 else t_in
     v = np.stack([membrane(t_end, h, net.weights[-1]) for h in hidden])
     return np.argmax(v, axis=1)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m spikeforge.algo.methods.stdbp", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--dataset", choices=DATASETS, default="digits")
-    parser.add_argument("--data", default=None, help="directory of IDX files")
-    parser.add_argument("--hidden", default="400", help="hidden sizes, e.g. 400 or 400-200")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--theta", type=float, default=1.0)
-    parser.add_argument("--constant-lr", action="store_true", help="no cosine decay")
-    parser.add_argument("--train-limit", type=int, default=None)
-    parser.add_argument("--test-limit", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dt", type=float, default=0.05, help="export time step")
-    parser.add_argument("--timesteps", type=int, default=60, help="export steps (T*dt = end)")
-    parser.add_argument("--w-bits", type=int, default=8)
-    parser.add_argument("--out", required=True, help="output directory (metrics, bundle)")
-    args = parser.parse_args(argv)
-    data = load_dataset(args.dataset, args.data).limited(args.train_limit, args.test_limit)
-    config = STDBPConfig(
-        hidden=tuple(int(h) for h in args.hidden.split("-")),
-        theta=args.theta,
-        lr=args.lr,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        cosine=not args.constant_lr,
-        seed=args.seed,
-    )
-    start = time.perf_counter()
-    net, history = train(data, config)
-    seconds = time.perf_counter() - start
-    max_code = 16 if data.name == "digits" else 2**data.bits - 1
-    x_train = encode_latency(data.x_train, max_code)
-    x_test = encode_latency(data.x_test, max_code)
-    train_acc = float((predict_earliest(net.times(x_train)[-1]) == data.y_train).mean())
-    test_times = net.times(x_test)
-    test_acc = float((predict_earliest(test_times[-1]) == data.y_test).mean())
-    t_end = args.dt * args.timesteps
-    v_rule_acc = float((final_potential_decision(net, x_test, t_end) == data.y_test).mean())
-
-    from spikeforge.sim.bundle import save_bundle
-    from spikeforge.sim.golden import accuracy, run
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    bundle = to_bundle(net, dt=args.dt, timesteps=args.timesteps, w_bits=args.w_bits)
-    save_bundle(bundle, out / "bundle")
-    result = run(bundle, held_trains(x_test, args.dt, args.timesteps))
-    golden_acc = accuracy(result, data.y_test)
-    metrics = {
-        "method": "stdbp",
-        "dataset": data.name,
-        "config": asdict(config),
-        "train_seconds": seconds,
-        "train_acc": train_acc,
-        "test_acc": test_acc,
-        "test_acc_final_potential_rule": v_rule_acc,
-        "export": {
-            "exact": False,
-            "dt": args.dt,
-            "timesteps": args.timesteps,
-            "w_bits": args.w_bits,
-            "golden_test_acc": golden_acc,
-            "gap_vs_float": test_acc - golden_acc,
-        },
-        "firing": firing_stats(test_times),
-        "history": history,
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    np.savez(out / "float_weights.npz", *net.weights, theta=net.theta)
-    print(
-        f"stdbp {data.name}: train {train_acc:.4f} test {test_acc:.4f} "
-        f"(V_out(T) rule {v_rule_acc:.4f}); golden (approximate export) {golden_acc:.4f}; "
-        f"{seconds:.0f} s"
-    )
-    print(json.dumps(metrics["firing"]))
-    return 0
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
-    raise SystemExit(main())

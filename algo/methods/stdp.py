@@ -26,22 +26,21 @@ on which the generalisation gap ``|train acc - test acc|`` (Chakraborty & Mukhop
 measured; (2) a linear readout fitted on the spike counts of the layer *as exported* (no
 inhibition, frozen integer thresholds), which becomes the bundle's ``accum`` output layer.
 
-Command: ``python -m spikeforge.algo.methods.stdp --dataset digits --rule log --out
+Command: ``python -m spikeforge.studies.stdp --dataset digits --rule log --out
 runs/stdp-digits-log``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from spikeforge.sim.datasets import DATASETS, load_dataset
+from spikeforge.algo.training import export as exporter
+from spikeforge.sim.bundle import Bundle
+from spikeforge.sim.semantics import Leak
 
 RULES: tuple[str, ...] = ("add", "mult", "log")
 
@@ -288,63 +287,39 @@ def fit_readout(counts: np.ndarray, labels: np.ndarray, classes: int, ridge: flo
     return np.linalg.solve(c.T @ c + ridge * np.eye(c.shape[1]), c.T @ y).T
 
 
-def quantise(w: np.ndarray, w_bits: int) -> tuple[np.ndarray, float]:
-    """Symmetric per-tensor rounding to ``w_bits``: ``(integers, unit)``."""
-    qmax = 2 ** (w_bits - 1) - 1
-    unit = float(np.abs(w).max()) / qmax if np.abs(w).max() > 0 else 1.0
-    return np.clip(np.round(w / unit), -qmax, qmax).astype(np.int64), unit
-
-
-def to_bundle(layer: STDPLayer, readout: np.ndarray | None, *, w_bits: int = 8, v_bits: int = 16):
+def to_bundle(
+    layer: STDPLayer, readout: np.ndarray | None, *, w_bits: int = 8, v_bits: int = 16
+) -> Bundle:
     """The exported network: the learned layer as LIF (per-neuron frozen thresholds, reset to 0,
     ``mult`` leak, *no lateral inhibition*) and the readout as the ``accum`` output layer.
 
     ``readout`` ``None`` writes a zero readout (used to read the layer's spikes first).
     """
-    from spikeforge.sim.bundle import Bundle, InputSpec, Layer
-    from spikeforge.sim.semantics import Leak
-
     cfg = layer.config
-    w_int, unit = quantise(layer.w.T, w_bits)
-    theta = np.clip(np.round(layer.thresholds / unit), 1, 2 ** (v_bits - 1) - 1).astype(np.int64)
-    lam = round(256 * math.exp(-1 / cfg.tau_v))
+    w_int, unit = exporter.symmetric_integers(layer.w.T, w_bits)
     n_classes = 10 if readout is None else readout.shape[0]
     r_int, r_unit = (
-        quantise(readout, w_bits)
+        exporter.symmetric_integers(readout, w_bits)
         if readout is not None
         else (np.zeros((n_classes, cfg.neurons), np.int64), 1.0)
     )
     layers = [
-        Layer(
-            name="stdp",
-            kind="linear",
-            weight=w_int,
-            in_shape=(layer.w.shape[0],),
+        exporter.dense(
+            "stdp",
+            w_int,
             w_bits=w_bits,
             v_bits=v_bits,
-            threshold=theta,
-            leak=Leak("mult", lam=lam, frac=8),
+            threshold=exporter.integer_thresholds(layer.thresholds, unit, v_bits),
+            leak=Leak("mult", lam=round(256 * math.exp(-1 / cfg.tau_v)), frac=8),
             reset="zero",
-            fire="lif",
         ),
-        Layer(
-            name="out",
-            kind="linear",
-            weight=r_int,
-            in_shape=(cfg.neurons,),
-            w_bits=w_bits,
-            v_bits=v_bits,
-            threshold=None,
-            leak=Leak("none"),
-            reset="none",
-            fire="accum",
-        ),
+        exporter.dense("out", r_int, w_bits=w_bits, v_bits=v_bits, fire="accum"),
     ]
-    return Bundle(
-        timesteps=cfg.timesteps,
-        input=InputSpec(shape=(layer.w.shape[0],), encoding="spikes", bits=1),
-        layers=layers,
-        meta={
+    return exporter.assemble(
+        layers,
+        exporter.spike_input(layer.w.shape[0]),
+        cfg.timesteps,
+        {
             "scales": {"stdp": unit, "out": r_unit},
             "training": {"method": "stdp", "lateral_inhibition": "dropped at export"},
         },
@@ -361,162 +336,3 @@ def export_with_readout(
     counts = run(probe, train_x).spikes["stdp"].sum(axis=1)
     readout = fit_readout(counts, y_train, classes)
     return to_bundle(layer, readout, w_bits=w_bits), readout
-
-
-def summarise(paths: list[str], plot: str | None = None) -> list[dict[str, Any]]:
-    """Table rows (rule, seed, accuracies, gaps) from ``metrics.json`` files; optional bar plot."""
-    rows = []
-    for path in paths:
-        m = json.loads(Path(path).read_text())
-        rows.append(
-            {
-                "rule": m["rule"]["kind"],
-                "seed": m["layer"]["seed"],
-                "la_train": m["label_assignment"]["train_acc"],
-                "la_test": m["label_assignment"]["test_acc"],
-                "la_gap": m["label_assignment"]["generalisation_gap_points"],
-                "golden_test": m["export"]["golden_test_acc"],
-                "golden_gap": m["export"]["generalisation_gap_points"],
-            }
-        )
-    if plot:
-        from spikeforge.algo.training.report import _pyplot, _save
-
-        plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for i, rule in enumerate(RULES):
-            gaps = [r["la_gap"] for r in rows if r["rule"] == rule]
-            tests = [100 * r["la_test"] for r in rows if r["rule"] == rule]
-            if not gaps:
-                continue
-            ax.bar(i - 0.2, np.mean(gaps), 0.4, yerr=np.std(gaps), color="tab:red")
-            ax.bar(i + 0.2, 100 - np.mean(tests), 0.4, yerr=np.std(tests), color="tab:blue")
-        ax.set_xticks(range(len(RULES)), [f"{r}-STDP" for r in RULES])
-        ax.set_ylabel("percentage points")
-        ax.legend(["|train - test| (gap)", "test error"], loc="upper left")
-        ax.set_title("Diehl & Cook layer on digits, label-assignment readout")
-        ax.grid(alpha=0.3, axis="y")
-        fig.tight_layout()
-        _save(fig, plot)
-    return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m spikeforge.algo.methods.stdp", description="STDP layer + readout"
-    )
-    parser.add_argument("--dataset", choices=DATASETS, default="digits")
-    parser.add_argument("--data", default=None)
-    parser.add_argument("--rule", choices=RULES, default="log")
-    parser.add_argument("--eta", type=float, default=0.01)
-    parser.add_argument("--c-plus", type=float, default=1.0)
-    parser.add_argument(
-        "--c-minus", type=float, default=None, help="default: add 0.6, mult 2, log 0.5"
-    )
-    parser.add_argument("--sigma", type=float, default=0.0, help="multiplicative noise zeta")
-    parser.add_argument("--neurons", type=int, default=200)
-    parser.add_argument("--timesteps", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--w-bits", type=int, default=8)
-    parser.add_argument("--train-limit", type=int, default=None)
-    parser.add_argument("--test-limit", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="output directory (metrics, bundle, test input)")
-    parser.add_argument("--summarise", nargs="+", metavar="METRICS_JSON", help="table of runs")
-    parser.add_argument("--plot", help="with --summarise: bar plot of gaps and test errors")
-    args = parser.parse_args(argv)
-    if args.summarise:
-        rows = summarise(args.summarise, args.plot)
-        print("| rule | seed | train | test | gap (pts) | golden test | golden gap (pts) |")
-        print("|---|---|---|---|---|---|---|")
-        for r in rows:
-            print(
-                f"| {r['rule']} | {r['seed']} | {100 * r['la_train']:.2f} | "
-                f"{100 * r['la_test']:.2f} | {r['la_gap']:.2f} | "
-                f"{100 * r['golden_test']:.2f} | {r['golden_gap']:.2f} |"
-            )
-        return 0
-    if not args.out:
-        parser.error("--out is required for training")
-    c_minus = (
-        args.c_minus
-        if args.c_minus is not None
-        else {"add": 0.6, "mult": 2.0, "log": 0.5}[args.rule]
-    )
-    rule = STDPRule(args.rule, eta=args.eta, c_plus=args.c_plus, c_minus=c_minus, sigma=args.sigma)
-    config = LayerConfig(
-        neurons=args.neurons, timesteps=args.timesteps, epochs=args.epochs, seed=args.seed
-    )
-    data = load_dataset(args.dataset, args.data).limited(args.train_limit, args.test_limit)
-    max_code = 16 if data.name == "digits" else 2**data.bits - 1
-    rng = np.random.default_rng(args.seed + 100)
-    x_train = poisson_trains(data.x_train, max_code, config.timesteps, config.max_rate, rng)
-    x_test = poisson_trains(data.x_test, max_code, config.timesteps, config.max_rate, rng)
-    start = time.perf_counter()
-    layer = train_layer(x_train, data.x_train, max_code, rule, config)
-    seconds = time.perf_counter() - start
-    c_train, c_test = layer.counts(x_train), layer.counts(x_test)
-    assignment = assign_labels(c_train, data.y_train, data.classes)
-    train_acc = float((vote(c_train, assignment, data.classes) == data.y_train).mean())
-    test_acc = float((vote(c_test, assignment, data.classes) == data.y_test).mean())
-    readout_wta = fit_readout(c_train, data.y_train, data.classes)
-    wta_readout_train = float((np.argmax(c_train @ readout_wta.T, 1) == data.y_train).mean())
-    wta_readout_test = float((np.argmax(c_test @ readout_wta.T, 1) == data.y_test).mean())
-    # float linear readout on the exported (no-inhibition) layer
-    f_train, f_test = layer.counts(x_train, wta=False), layer.counts(x_test, wta=False)
-    readout_f = fit_readout(f_train, data.y_train, data.classes)
-    float_readout_train = float((np.argmax(f_train @ readout_f.T, 1) == data.y_train).mean())
-    float_readout_test = float((np.argmax(f_test @ readout_f.T, 1) == data.y_test).mean())
-
-    from spikeforge.sim.bundle import save_bundle
-    from spikeforge.sim.golden import accuracy, run
-
-    bundle, _ = export_with_readout(layer, x_train, data.y_train, data.classes, args.w_bits)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_bundle(bundle, out / "bundle")
-    np.save(out / "test_input.npy", x_test)
-    golden_train = accuracy(run(bundle, x_train), data.y_train)
-    golden_test = accuracy(run(bundle, x_test), data.y_test)
-    metrics = {
-        "method": "stdp",
-        "dataset": data.name,
-        "rule": asdict(rule),
-        "layer": asdict(config),
-        "train_seconds": seconds,
-        "label_assignment": {
-            "train_acc": train_acc,
-            "test_acc": test_acc,
-            "generalisation_gap_points": generalisation_gap(train_acc, test_acc),
-        },
-        "float_readout_with_inhibition": {
-            "train_acc": wta_readout_train,
-            "test_acc": wta_readout_test,
-            "generalisation_gap_points": generalisation_gap(wta_readout_train, wta_readout_test),
-        },
-        "float_readout_no_inhibition": {
-            "train_acc": float_readout_train,
-            "test_acc": float_readout_test,
-        },
-        "export": {
-            "inhibition": "dropped; readout fitted on the exported layer",
-            "w_bits": args.w_bits,
-            "golden_train_acc": golden_train,
-            "golden_test_acc": golden_test,
-            "generalisation_gap_points": generalisation_gap(golden_train, golden_test),
-        },
-        "mean_spikes_per_sample": float(c_test.sum(axis=1).mean()),
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(
-        f"stdp-{rule.kind} {data.name}: label-assignment train {train_acc:.4f} test {test_acc:.4f}"
-        f" gap {metrics['label_assignment']['generalisation_gap_points']:.2f} pts; linear readout "
-        f"(inhibition) train {wta_readout_train:.4f} test {wta_readout_test:.4f}; float readout "
-        f"without inhibition test {float_readout_test:.4f}; golden bundle train "
-        f"{golden_train:.4f} test {golden_test:.4f}; {seconds:.0f} s"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

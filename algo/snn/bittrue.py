@@ -59,7 +59,7 @@ class IntLayer:
     unit: float | Tensor = 1.0
 
     def leak_fn(self) -> Callable[[Tensor], Tensor]:
-        """The floor leak (docs/semantics.md) as a differentiable function of ``v``."""
+        """The floor leak of docs/semantics.md as a differentiable function of ``v``."""
         if self.leak_mode == "mult":
             lam, div = self.lam, float(1 << self.frac)
             return lambda v: floor_ste(v * lam / div)

@@ -1,7 +1,7 @@
 """A LIF layer followed by 2x2 max pooling, fused into one pass when the C kernel can run it.
 
-Pooling is not a hardware layer (docs/semantics.md), so ``SNN`` has none; torch-level conv
-networks such as the benchmark's (``spikeforge.bench.train``) pool the spike maps of a LIF layer.
+Pooling is not a hardware layer (docs/semantics.md), so ``SNN`` has none; torch-level conv networks
+such as the benchmark's (``spikeforge.bench.train``) pool the spike maps of a LIF layer.
 ``LIFMaxPool`` gives exactly ``max_pool2d(LIF(current), 2)`` (spikes and gradients) and, on the
 default path (fused LIF, triangle surrogate), computes it in ``spikeforge.algo.snn.lif_native``'s
 kernel without storing the unpooled spikes, the pooling indices or their gradient.

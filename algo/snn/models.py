@@ -5,8 +5,9 @@ A network runs in one of four modes (``SNN.set_mode``):
 * ``ann``: the same weights as a ReLU network (ANN pre-training of the hybrid pipeline);
 * ``float``: the SNN with float weights and potentials;
 * ``quant``: the SNN with fake-quantised weights (``affine`` or ``symmetric``, STE);
-* ``bittrue``: docs/semantics.md exactly (``spikeforge.algo.snn.bittrue``): integer weights,
-thresholds, leak, input shift and saturation, all with straight-through gradients.
+* ``bittrue``: the integer semantics (docs/semantics.md) exactly (``spikeforge.algo.snn.bittrue``):
+  integer weights, thresholds, leak, input shift and saturation, all with straight-through
+  gradients.
 
 ``SNN.forward(codes)`` encodes integer input codes and returns logits; ``SNN.run(x)`` takes what
 the bundle's first layer receives (codes for ``direct``, 0/1 trains ``[N, T, *shape]`` else).
@@ -19,6 +20,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Self
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +71,26 @@ class SynapseGeometry:
         if self.kind == "linear":
             return F.linear(x.reshape(x.shape[0], -1), weight)
         return F.conv2d(x, weight, stride=self.synapse.stride, padding=self.synapse.padding)
+
+
+def copy_synapse(synapse: nn.Linear | nn.Conv2d) -> nn.Linear | nn.Conv2d:
+    """A bias-free synapse of the same geometry holding a copy of ``synapse``'s weights (for
+    building an exportable network from a trained one without sharing parameters)."""
+    copy: nn.Linear | nn.Conv2d
+    if isinstance(synapse, nn.Linear):
+        copy = nn.Linear(synapse.in_features, synapse.out_features, bias=False)
+    else:
+        copy = nn.Conv2d(
+            synapse.in_channels,
+            synapse.out_channels,
+            synapse.kernel_size,
+            synapse.stride,
+            synapse.padding,
+            bias=False,
+        )
+    with torch.no_grad():
+        copy.weight.copy_(synapse.weight)
+    return copy
 
 
 class SpikingLayer(SynapseGeometry, nn.Module):
@@ -169,12 +191,30 @@ class SpikingLayer(SynapseGeometry, nn.Module):
         )
 
 
-class SNN(nn.Module):
+class ModeSwitch:
+    """``set_mode`` for networks that run in the four ``MODES`` (``SNN`` and the networks that
+    stand in for it at export, like scatter-and-gather's)."""
+
+    mode: str
+
+    def set_mode(self, mode: str) -> Self:
+        """Select ``ann``, ``float``, ``quant`` or ``bittrue`` (returns ``self``)."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; expected one of {list(MODES)}")
+        self.mode = mode
+        return self
+
+
+class SNN(ModeSwitch, nn.Module):
     """A feed-forward SNN: ``layers`` (the last one an ``Accumulator``) run for ``timesteps``.
 
     ``input_bits`` / ``input_signed`` / ``input_scale`` describe the integer input codes (the
     float value of a code is ``code * input_scale``).
     """
+
+    #: ``calibrate_shifts`` keeps this quantile of a layer's per-neuron thresholds in range
+    #: (``None``: all of them, the largest).
+    threshold_quantile: float | None = None
 
     def __init__(
         self,
@@ -218,13 +258,6 @@ class SNN(nn.Module):
     @property
     def encoding(self) -> str:
         return self.encoder.encoding
-
-    def set_mode(self, mode: str) -> SNN:
-        """Select ``ann``, ``float``, ``quant`` or ``bittrue`` (returns ``self``)."""
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; expected one of {list(MODES)}")
-        self.mode = mode
-        return self
 
     def encode(self, codes: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Bundle-level input for integer codes ``[N, ...]`` (reshaped to ``input_shape``)."""
@@ -306,9 +339,10 @@ class SNN(nn.Module):
     def calibrate_shifts(self, x: Tensor, headroom: int = 2) -> list[int]:
         """Choose each layer's ``input_shift`` so thresholds and potentials fit ``v_bits``.
 
-        The smallest shift that keeps ``theta`` and the largest per-step input (the largest
-        accumulated output potential for the accumulator) seen on ``x`` below
-        ``2^(v_bits-1-headroom)``.
+        The smallest shift that keeps the layer's threshold (the ``threshold_quantile`` of its
+        per-neuron thresholds when that is set; larger ones saturate) and the largest per-step
+        input (the largest accumulated output potential for the accumulator) seen on ``x``
+        below ``2^(v_bits-1-headroom)``.
         """
         for layer in self.layers:
             layer.input_shift.fill_(0)
@@ -328,7 +362,12 @@ class SNN(nn.Module):
         limit = 2.0 ** (self.v_bits - 1 - headroom)
         shifts = []
         for layer, int_layer, peak in zip(self.layers, layers, peaks, strict=True):
-            theta = float(int_layer.theta.max()) if layer.fire == "lif" else 0.0
+            theta = 0.0
+            if layer.fire == "lif" and self.threshold_quantile is None:
+                theta = float(int_layer.theta.max())
+            elif layer.fire == "lif":
+                thetas = int_layer.theta.detach().reshape(-1)
+                theta = float(torch.quantile(thetas, self.threshold_quantile))
             need = max(theta, peak) / limit
             shift = max(0, math.ceil(math.log2(need))) if need > 1 else 0
             layer.input_shift.fill_(shift)
@@ -349,6 +388,20 @@ class LayerSpec:
     kernel: int = 3
     stride: int = 1
     padding: int = 1
+
+    def synapse(self, in_shape: Sequence[int], bias: bool = False) -> nn.Linear | nn.Conv2d:
+        """A fresh (default-initialised) synapse of this layer for input ``in_shape``."""
+        if self.kind == "linear":
+            return nn.Linear(math.prod(in_shape), self.out, bias=bias)
+        return nn.Conv2d(in_shape[0], self.out, self.kernel, self.stride, self.padding, bias=bias)
+
+    def out_shape(self, in_shape: Sequence[int]) -> tuple[int, ...]:
+        """The layer's output shape for input ``in_shape``."""
+        if self.kind == "linear":
+            return (self.out,)
+        _, h, w = in_shape
+        k, s, p = self.kernel, self.stride, self.padding
+        return (self.out, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
 
 
 _CONV = re.compile(r"^c(\d+)(?:k(\d+))?(?:s(\d+))?(?:p(\d+))?$")
@@ -406,13 +459,7 @@ def build_snn(
         raise ValueError(f"a convolution needs a [C, H, W] input, got {list(shape)}")
     layers: list[SpikingLayer] = []
     for index, spec in enumerate(specs):
-        synapse: nn.Linear | nn.Conv2d
-        if spec.kind == "linear":
-            synapse = nn.Linear(math.prod(shape), spec.out, bias=False)
-        else:
-            synapse = nn.Conv2d(
-                shape[0], spec.out, spec.kernel, spec.stride, spec.padding, bias=False
-            )
+        synapse = spec.synapse(shape)
         nn.init.kaiming_normal_(synapse.weight, nonlinearity="relu")
         neuron = LIF(threshold, leak, reset, surrogate, leak_mode=leak_mode)
         layer = SpikingLayer(

@@ -1,29 +1,97 @@
-"""Export a trained network to a bundle (``spikeforge.sim.bundle``): the integers the bit-true mode
-computes.
+"""The one bundle exporter of every training method: integer layers in, a checked bundle out.
 
-The exporter takes ``SNN.int_layers()`` -- the very tensors the bit-true forward pass uses -- and
-writes them with ``spikeforge.sim.bundle.save_bundle``; it never writes manifest or weights itself.
-Float
-scales go to ``meta`` (informational only).
+``assemble`` builds a ``spikeforge.sim.bundle.Bundle`` from integer layer descriptions
+(``spikeforge.sim.bundle.Layer``: weights, threshold, leak, reset, fire, input shift, bit widths),
+the input spec and ``meta``, and checks it by the loader's own rules; ``save_bundle`` writes it.
+Nothing here writes a manifest or weights itself (docs/bundle.md is the format).
+
+Torch networks (``SNN`` and the networks that return ``int_layers()`` like it) come in through
+``to_bundle`` / ``export``: the very tensors the bit-true forward pass uses. The numpy methods
+(Lee 2016, STDBP, STDP) build their layers with ``symmetric_integers``,
+``integer_thresholds`` and ``dense`` and call ``assemble``. Float scales go to ``meta``
+(informational only).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from spikeforge.algo.snn.bittrue import IntLayer
-from spikeforge.algo.snn.models import SNN
-from spikeforge.sim.bundle import Bundle, InputSpec, Layer, save_bundle
+from spikeforge.sim.bundle import Bundle, InputSpec, Layer, save_bundle, validate
 from spikeforge.sim.semantics import Leak
+
+if TYPE_CHECKING:
+    import torch
+    from spikeforge.algo.snn.bittrue import IntLayer
+    from spikeforge.algo.snn.models import SNN
 
 
 class ExportError(ValueError):
     """The network uses something a bundle cannot express."""
+
+
+def assemble(
+    layers: Sequence[Layer],
+    input_spec: InputSpec,
+    timesteps: int,
+    meta: Mapping[str, Any] | None = None,
+) -> Bundle:
+    """The bundle of ``layers`` fed by ``input_spec`` for ``timesteps`` steps, checked by the
+    loader's rules (a ``BundleError`` names the offending field) before anyone writes it."""
+    bundle = Bundle(
+        timesteps=timesteps, input=input_spec, layers=list(layers), meta=dict(meta or {})
+    )
+    validate(bundle)
+    return bundle
+
+
+def spike_input(size: int) -> InputSpec:
+    """A flat input of ``size`` 0/1 spike trains (what the numpy methods' encoders produce)."""
+    return InputSpec(shape=(size,), encoding="spikes", bits=1)
+
+
+def symmetric_integers(w: np.ndarray, w_bits: int) -> tuple[np.ndarray, float]:
+    """Symmetric per-tensor rounding of float weights to ``w_bits``: ``(integers, unit)`` with
+    ``unit = max|w| / (2^(w_bits-1) - 1)`` (1.0 for an all-zero tensor)."""
+    qmax = 2 ** (w_bits - 1) - 1
+    unit = float(np.abs(w).max()) / qmax if np.abs(w).max() > 0 else 1.0
+    return np.clip(np.round(w / unit), -qmax, qmax).astype(np.int64), unit
+
+
+def integer_thresholds(theta: np.ndarray, unit: float, v_bits: int) -> np.ndarray:
+    """Per-neuron float thresholds in potential units, rounded and kept in ``1..2^(v_bits-1)-1``."""
+    return np.clip(np.round(theta / unit), 1, 2 ** (v_bits - 1) - 1).astype(np.int64)
+
+
+def dense(
+    name: str,
+    weight: np.ndarray,
+    *,
+    w_bits: int,
+    v_bits: int,
+    fire: str = "lif",
+    threshold: int | np.ndarray | None = None,
+    leak: Leak | None = None,
+    reset: str = "none",
+) -> Layer:
+    """A linear layer over a flat input with integer ``weight`` ``[out, in]``: a LIF layer, or
+    with ``fire="accum"`` an output layer (no threshold, leak or reset)."""
+    return Layer(
+        name=name,
+        kind="linear",
+        weight=weight,
+        in_shape=(weight.shape[1],),
+        w_bits=w_bits,
+        v_bits=v_bits,
+        threshold=threshold,
+        leak=leak or Leak("none"),
+        reset=reset,
+        fire=fire,
+    )
 
 
 def _as_int(value: torch.Tensor | int | float) -> int:
@@ -75,6 +143,8 @@ def _layer(int_layer: IntLayer) -> Layer:
 
 def to_bundle(net: SNN, meta: dict[str, Any] | None = None) -> Bundle:
     """The bundle holding exactly what ``net`` computes in ``bittrue`` mode."""
+    import torch
+
     with torch.no_grad():
         int_layers = net.int_layers()
     direct = net.encoding == "direct"
@@ -88,12 +158,7 @@ def to_bundle(net: SNN, meta: dict[str, Any] | None = None) -> Bundle:
     scales = {layer.name: float(layer.unit) for layer in int_layers}
     full_meta: dict[str, Any] = {"scales": scales, "training": {}}
     full_meta.update(meta or {})
-    return Bundle(
-        timesteps=net.timesteps,
-        input=spec,
-        layers=[_layer(layer) for layer in int_layers],
-        meta=full_meta,
-    )
+    return assemble([_layer(layer) for layer in int_layers], spec, net.timesteps, full_meta)
 
 
 def export(net: SNN, path: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> Path:

@@ -290,18 +290,16 @@ def start_bittrue(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer
     calib = fixed_inputs(net, data.x_train[: config.balance_samples], config.seed)
     shifts = net.calibrate_shifts(calib)
     trainer.log(f"input shifts per layer: {shifts}")
-    fit(
+    fit_phase(
         net,
         data,
+        config,
         trainer,
         phase="bittrue",
         mode="bittrue",
         epochs=config.bittrue_epochs,
         lr=config.bittrue_lr,
-        batch_size=config.batch_size,
         seed=config.seed + 3,
-        eval_every=config.eval_every,
-        augment=config.augment,
     )
 
 
@@ -310,17 +308,46 @@ def fit_ann(
 ) -> None:
     """The ANN phase the conversion methods start with (hybrid, ``convert-*``,
     scatter-and-gather): ``fit`` in mode ``ann`` with the config's ANN epochs and rate."""
-    fit(
+    fit_phase(
         net,
         data,
+        config,
         trainer,
         phase=phase,
         mode="ann",
         epochs=config.ann_epochs,
         lr=config.ann_lr,
-        batch_size=config.batch_size,
-        weight_decay=config.weight_decay,
         seed=config.seed,
+        weight_decay=config.weight_decay,
+    )
+
+
+def fit_phase(
+    net: SNN,
+    data: Dataset,
+    config: TrainConfig,
+    trainer: Trainer,
+    *,
+    phase: str,
+    mode: str,
+    epochs: int,
+    lr: float,
+    seed: int,
+    weight_decay: float = 0.0,
+) -> None:
+    """One phase of a method: ``fit`` with the run-wide settings of ``config`` (batch size,
+    evaluation period, augmentation) and the phase's own mode, epochs, rate and seed."""
+    fit(
+        net,
+        data,
+        trainer,
+        phase=phase,
+        mode=mode,
+        epochs=epochs,
+        lr=lr,
+        batch_size=config.batch_size,
+        weight_decay=weight_decay,
+        seed=seed,
         eval_every=config.eval_every,
         augment=config.augment,
     )

@@ -50,7 +50,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _pyplot():
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,7 +62,7 @@ def _pyplot():
 
 def plot_training_curves(history: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     """Loss and train/test accuracy per epoch over all phases; phase boundaries marked."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [h for h in history if h.get("epoch", 0) > 0]
     fig, (ax_loss, ax_acc) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     xs = np.arange(1, len(rows) + 1)
@@ -83,7 +84,7 @@ def plot_training_curves(history: list[dict[str, Any]], path: str | os.PathLike[
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_raster(
@@ -94,7 +95,7 @@ def plot_raster(
     label: int | None = None,
 ) -> Path:
     """Spike raster of every spiking layer for one sample; the output potentials over time."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(spikes)[:-1]  # the last layer is the accumulator: it never spikes
     panels = len(names) + (v_out is not None)
     fig, axes = plt.subplots(panels, 1, figsize=(8, 2.2 * panels), squeeze=False)
@@ -122,12 +123,12 @@ def plot_raster(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[-1, 0].set_xlabel("time step")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_firing_rates(rates: dict[str, float], path: str | os.PathLike[str]) -> Path:
     """Bar chart of spikes per neuron per step, one bar per spiking layer."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     names = list(rates)
     ax.bar(names, [rates[n] for n in names], color="tab:blue")
@@ -137,10 +138,11 @@ def plot_firing_rates(rates: dict[str, float], path: str | os.PathLike[str]) -> 
     ax.set_title("firing rate per layer (test split)")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: str | os.PathLike[str]) -> Path:
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` to ``path`` (folders made as needed, 110 dpi) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -1,10 +1,10 @@
 """Lee 2016: accuracy of the float time-stepped model (WTA and clip kept) against the step size.
 
-Loads ``float_net.npz`` of a digits run (argument: the run directory), draws the 200 ms test
-events with seed 1234 (as the export does) and prints, per step size, how many events merged
-into an earlier one in their bin and the accuracy of
-``spikeforge.algo.methods.lee2016.stepped_counts``. Usage:
-``python docs/scripts/lee2016_dt_sweep.py /work/runs/h10/lee2016-digits``.
+Loads ``float_net.npz`` of a digits run of ``python -m spikeforge.studies.lee2016`` (argument:
+the run directory), draws the 200 ms test events with seed 1234 (as the export does) and prints,
+per step size, how many events merged into an earlier one in their bin and the accuracy of
+``spikeforge.algo.methods.lee2016.stepped_counts``.
+Usage: ``python docs/scripts/lee2016_dt_sweep.py /work/runs/h10/lee2016-digits``.
 """
 
 from __future__ import annotations

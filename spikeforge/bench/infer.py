@@ -1,11 +1,10 @@
 """Inference throughput: the golden integer model, spikeforge's float and bit-true PyTorch forward.
 
 The networks are the training benchmark's (``spikeforge.bench.peers``) in the form a bundle can
-hold:
-the MLP 784-512-512-10 as is, and the conv network with each ``conv -> maxpool 2`` replaced by a
-stride-2 convolution (pooling is not a hardware layer), which gives the same feature map
-sizes (32x14x14, 64x7x7) and the same 3136-10 output layer. Weights are random integers with
-thresholds that make the hidden layers fire at realistic rates (reported). The float forward is
+hold: the MLP 784-512-512-10 as is, and the conv network with each ``conv -> maxpool 2`` replaced by
+a stride-2 convolution (docs/semantics.md: pooling is not a hardware layer), which gives the same
+feature map sizes (32x14x14, 64x7x7) and the same 3136-10 output layer. Weights are random integers
+with thresholds that make the hidden layers fire at realistic rates (reported). The float forward is
 ``spikeforge.algo.snn.models.build_snn`` of the same architecture in ``float`` mode under
 ``inference_mode``; the bit-true forward is ``spikeforge.algo.snn.bittrue`` on the bundle (exact
 integers in float64 tensors).

@@ -28,7 +28,7 @@ import torch
 from spikeforge.bench import infer as bench_infer
 from spikeforge.bench import rtl as bench_rtl
 from spikeforge.bench import train as bench_train
-from spikeforge.bench.peers import PEERS, WORKLOADS, peer_status
+from spikeforge.bench.peers import PEERS, peer_status
 
 #: spikeforge must train at least this many times faster than the fastest peer (docs/bench.md).
 TARGET = 1.5
@@ -114,6 +114,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _grid_head(columns: list[str]) -> list[str]:
+    """Head of a table with one row per ``(workload, T)`` and the given columns."""
+    return ["| workload | T | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as markdown tables (what the README shows)."""
     m = report["machine"]
@@ -142,8 +147,7 @@ def markdown(report: dict[str, Any]) -> str:
         "before them (MiB).",
         "`+hoist`: the peer with the static first layer computed once (as spikeforge does).",
         "",
-        "| workload | T | " + " | ".join(contenders) + " |",
-        "|---|---|" + "---|" * len(contenders),
+        *_grid_head(contenders),
     ]
     keys = list(dict.fromkeys((f["workload"], f["timesteps"]) for f in train))
     for workload, steps in keys:
@@ -184,8 +188,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Bundle form of the same networks (conv: stride-2 convolutions instead of max-pooling).",
         "",
-        "| workload | T | " + " | ".join(engines) + " | hidden firing rates |",
-        "|---|---|" + "---|" * (len(engines) + 1),
+        *_grid_head([*engines, "hidden firing rates"]),
     ]
     for workload, steps in dict.fromkeys((f["workload"], f["timesteps"]) for f in infer):
         row = [f for f in infer if (f["workload"], f["timesteps"]) == (workload, steps)]
@@ -225,14 +228,8 @@ def markdown(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("reports/bench"))
-    parser.add_argument("--workloads", default=",".join(WORKLOADS))
-    parser.add_argument("--timesteps", default="5,25")
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--per-round", type=int, default=2)
+    bench_train.add_timing_arguments(parser)
     parser.add_argument("--infer-repeats", type=int, default=10)
-    parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-rtl", action="store_true")
     parser.add_argument("--bundle", type=Path, default=bench_rtl.DEFAULT_BUNDLE)
     parser.add_argument("--rtl-samples", type=int, default=8)

@@ -12,7 +12,8 @@ Contenders (names): ``spikeforge`` (``spikeforge.algo.snn.neurons.LIF`` with the
 LIF), ``spikeforge-reference`` (the same network on the step-by-step reference LIF), and the peers
 of ``spikeforge.bench.peers``; a peer name with ``+hoist`` computes the static first layer once.
 spikeforge's MLP is ``spikeforge.algo.snn.models.build_snn("512-512")`` in float mode; its conv
-network is built here because ``SNN`` has no pooling layer (pooling is not a hardware layer).
+network is built here because ``SNN`` has no pooling layer (docs/semantics.md: pooling is not a
+hardware layer).
 """
 
 from __future__ import annotations
@@ -246,9 +247,8 @@ def run(
     return figures
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contenders", default=",".join((*SPIKEFORGE, *PEERS)))
+def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a training-step timing run (this command's and the suite's)."""
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--timesteps", default="5,25")
     parser.add_argument("--batch", type=int, default=128)
@@ -256,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--per-round", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contenders", default=",".join((*SPIKEFORGE, *PEERS)))
+    add_timing_arguments(parser)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     figures = run(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def run_one(
         float(layer.neuron.lam().detach()) for layer in net.layers if isinstance(layer.neuron, LIF)
     ]
     ks = B.quantise_post_training(net, data.x_train[:128], settings.seed)
-    meta = {"training": {"method": "bpsr", "dataset": data.name, "bpsr": settings.to_dict()}}
+    meta = {"training": {"method": "bpsr", "dataset": data.name, "bpsr": asdict(settings)}}
     path = export(net, out / name, meta)
     bundle = load_bundle(path)
     measured = measure_bundle(
@@ -82,7 +83,7 @@ def run_one(
     )
     return {
         "name": name,
-        "settings": settings.to_dict(),
+        "settings": asdict(settings),
         "float_snn": float_acc,
         **measured,
         "synapses": sum(int(np.count_nonzero(layer.weight)) for layer in bundle.layers),
@@ -117,11 +118,9 @@ def table(results: dict[str, Any]) -> str:
 def plot(results: dict[str, Any], path: Path) -> Path:
     """Golden accuracy against hidden firing rate, spike-driven additions and all synaptic
     operations per sample (the line joins the BPSR points in order of ``lambda_s``)."""
-    import matplotlib
+    from spikeforge.algo.training.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = results["rows"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
     for ax, key, label in (
@@ -155,10 +154,7 @@ def plot(results: dict[str, Any], path: Path) -> Path:
         fontsize=9,
     )
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -231,11 +232,9 @@ def plot(results: dict[str, Any], path: Path) -> Path:
 
     ``results["whole_test_set"]`` (optional, ``{variant: [row, ...]}``, merged from runs on the
     whole test set while the curves use a subset) adds their golden accuracies as stars."""
-    import matplotlib
+    from spikeforge.algo.training.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (ax, ax_ops) = plt.subplots(1, 2, figsize=(11, 4))
     for index, (name, entry) in enumerate(results["variants"].items()):
         color = f"C{index}"
@@ -263,10 +262,7 @@ def plot(results: dict[str, Any], path: Path) -> Path:
     for a in (ax, ax_ops):
         a.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def merge(curves: list[Path], whole: list[Path], out: Path) -> int:
@@ -399,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             "convert_seconds": convert_seconds,
             "float_thresholds": done.thresholds,
             "lambdas": done.lambdas,
-            "settings": settings.to_dict(),
+            "settings": asdict(settings),
             "rows": rows,
         }
         results["total_seconds"] = time.perf_counter() - started

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from spikeforge.algo.snn.models import LIF, SNN, Accumulator, SpikingLayer, build_snn, parse_arch
+from spikeforge.algo.training import export as exporter
 from spikeforge.algo.training.export import export, to_bundle
 from spikeforge.sim.bundle import load_bundle
 from torch import nn
@@ -123,3 +124,58 @@ def test_parse_arch():
         parse_arch("pool2")
     with pytest.raises(ValueError, match="cannot follow"):
         parse_arch("64-c8")
+
+
+def _spy_on_assemble(monkeypatch) -> list:
+    """Record every bundle the shared exporter builds (and still build it)."""
+    built = []
+    real = exporter.assemble
+
+    def spy(*args, **kwargs):
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(exporter, "assemble", spy)
+    return built
+
+
+def test_every_exporter_builds_through_the_shared_one(monkeypatch):
+    """The SNN export and the numpy methods (Lee 2016, STDBP, STDP) all hand their integer
+    layers to ``export.assemble``; what they return is what it built."""
+    from spikeforge.algo.methods import lee2016, stdbp, stdp
+
+    built = _spy_on_assemble(monkeypatch)
+    lee = lee2016.build(4, 3, lee2016.Lee2016Config(hidden=5))
+    stdbp_net = stdbp.STDBPNet([np.full((4, 3), 0.5), np.full((3, 2), -0.25)], 1.0)
+    rng = np.random.default_rng(0)
+    cfg = stdp.LayerConfig(neurons=6, timesteps=8)
+    stdp_layer = stdp.STDPLayer(rng.uniform(0, 0.3, (5, 6)), np.zeros(6), cfg)
+    bundles = [
+        to_bundle(_net()),
+        lee2016.to_bundle(lee, duration=20.0),
+        stdbp.to_bundle(stdbp_net, dt=0.1, timesteps=10),
+        stdp.to_bundle(stdp_layer, None),
+        stdp.to_bundle(stdp_layer, rng.normal(size=(3, 6))),
+    ]
+    assert len(built) == len(bundles) == 5
+    assert all(a is b for a, b in zip(built, bundles, strict=True))
+    assert [b.layers[-1].fire for b in bundles] == ["accum"] * 5
+    assert [b.input.encoding for b in bundles] == ["direct", "spikes", "spikes", "spikes", "spikes"]
+
+
+def test_numpy_helpers_round_like_the_bit_true_export():
+    weight, unit = exporter.symmetric_integers(np.array([[0.5, -0.25], [0.1, 0.0]]), 4)
+    assert unit == pytest.approx(0.5 / 7) and weight.tolist() == [[7, -4], [1, 0]]
+    zero, zero_unit = exporter.symmetric_integers(np.zeros((2, 2)), 4)
+    assert zero_unit == 1.0 and not zero.any()
+    theta = exporter.integer_thresholds(np.array([0.0, 1.26, 1e9]), 0.5, 8)
+    assert theta.tolist() == [1, 3, 127]
+
+
+def test_assemble_checks_before_anyone_writes():
+    from spikeforge.sim.bundle import BundleError
+
+    weight = np.full((2, 3), 9, dtype=np.int64)
+    bad = exporter.dense("out", weight, w_bits=4, v_bits=16, fire="accum")
+    with pytest.raises(BundleError, match="out"):
+        exporter.assemble([bad], exporter.spike_input(3), 4)

@@ -7,6 +7,9 @@ import math
 import numpy as np
 import pytest
 from spikeforge.algo.methods import lee2016
+from spikeforge.sim.datasets import load_dataset
+
+from tests.algo.study_runs import golden_accuracy_is_recorded
 
 
 def _net(w1, th1, kappa=0.0, **cfg):
@@ -221,3 +224,18 @@ def test_stepped_model_matches_golden_on_the_bundle_integers(tmp_path):
     golden = run(bundle, trains).v_out
     np.testing.assert_array_equal(counts, golden)
     assert counts.shape == (16, 3) and counts.sum() > 0  # 48 counts compared, not all zero
+
+
+def test_study_command_writes_the_bundle_it_measured(tmp_path):
+    """``python -m spikeforge.studies.lee2016``: a one-epoch run writes the bundle, the binned
+    test input and metrics whose golden accuracy is the saved bundle's on that input."""
+    from spikeforge.studies import lee2016 as study
+
+    out = tmp_path / "run"
+    argv = ["--hidden", "8", "--epochs", "1", "--train-limit", "30", "--test-limit", "20"]
+    assert study.main([*argv, "--test-ms", "40", "--out", str(out)]) == 0
+    x = np.load(out / "test_input.npy")
+    labels = load_dataset("digits").limited(30, 20).y_test
+    metrics, bundle = golden_accuracy_is_recorded(out, x, labels)
+    assert x.shape == (20, 40, 64) and bundle.timesteps == 40
+    assert len(metrics["history"]) == 1

@@ -7,6 +7,8 @@ import pytest
 from spikeforge.algo.methods import stdbp
 from spikeforge.sim.datasets import load_dataset
 
+from tests.algo.study_runs import golden_accuracy_is_recorded
+
 INF = np.inf
 
 
@@ -138,3 +140,19 @@ def test_save_and_reload(tmp_path):
     loaded = load_bundle(path)
     assert loaded.layers[0].threshold == round(1.0 / (0.1 * 0.5 / 127))
     assert loaded.layers[1].fire == "accum"
+
+
+def test_study_command_writes_the_bundle_it_measured(tmp_path):
+    """``python -m spikeforge.studies.stdbp``: a one-epoch run writes the bundle whose golden
+    accuracy on the held trains of the test split is the one in ``metrics.json``."""
+    from spikeforge.studies import stdbp as study
+
+    out = tmp_path / "run"
+    argv = ["--hidden", "8", "--epochs", "1", "--train-limit", "40", "--test-limit", "20"]
+    assert study.main([*argv, "--dt", "0.1", "--timesteps", "30", "--out", str(out)]) == 0
+    data = load_dataset("digits").limited(40, 20)
+    x = stdbp.held_trains(stdbp.encode_latency(data.x_test, 16), 0.1, 30)
+    metrics, bundle = golden_accuracy_is_recorded(out, x, data.y_test)
+    assert x.shape == (20, 30, 64) and bundle.timesteps == 30
+    assert metrics["export"]["timesteps"] == 30 and metrics["method"] == "stdbp"
+    assert np.load(out / "float_weights.npz")["arr_0"].shape == (64, 8)

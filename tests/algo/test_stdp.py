@@ -9,6 +9,8 @@ import pytest
 from spikeforge.algo.methods import stdp
 from spikeforge.sim.datasets import load_dataset
 
+from tests.algo.study_runs import golden_accuracy_is_recorded
+
 E1 = math.exp(-1)
 
 
@@ -118,3 +120,21 @@ def test_layer_learns_and_exports(tmp_path):
     result = run(loaded, x_test)
     assert result.spikes["stdp"].shape == (100, 60, 40)
     assert float((result.pred == data.y_test).mean()) > 0.4
+
+
+def test_study_command_and_summary(tmp_path, capsys):
+    """``python -m spikeforge.studies.stdp``: one run writes the bundle whose golden test
+    accuracy on the saved input is in ``metrics.json``; ``--summarise`` tabulates it."""
+    from spikeforge.studies import stdp as study
+
+    out = tmp_path / "run"
+    argv = ["--neurons", "12", "--timesteps", "20", "--train-limit", "40", "--test-limit", "20"]
+    assert study.main([*argv, "--epochs", "1", "--out", str(out)]) == 0
+    x = np.load(out / "test_input.npy")
+    labels = load_dataset("digits").limited(40, 20).y_test
+    metrics, _ = golden_accuracy_is_recorded(out, x, labels)
+    assert x.shape == (20, 20, 64) and metrics["method"] == "stdp"
+    capsys.readouterr()
+    assert study.main(["--summarise", str(out / "metrics.json")]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| log |")]
+    assert len(rows) == 1 and rows[0].startswith("| log | 0 |")
