@@ -39,7 +39,7 @@ from spikeforge.sim.golden import GoldenResult
 if TYPE_CHECKING:
     from spikeforge.algo.training.pipeline import TrainConfig, Trainer
     from spikeforge.pim.sweep import Sweep
-    from spikeforge.rtl_sim import Mismatch, RtlRun
+    from spikeforge.rtl_flow import Mismatch, RtlRun
 
 __all__ = [
     "Bundle",
@@ -940,7 +940,7 @@ def rtl_sim(
     build or simulation raises ``SimulationFailed`` and keeps the build directory (its logs).
     """
     from spikeforge.rtl.chip.top import plan_chip
-    from spikeforge.rtl_sim import counter_mismatches, first_mismatch, run_chip
+    from spikeforge.rtl_flow import counter_mismatches, first_mismatch, run_chip
     from spikeforge.sim import golden
     from spikeforge.sim.flow import SimulationFailed, check_simulator
 

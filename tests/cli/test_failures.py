@@ -298,7 +298,7 @@ def test_rtl_sim_missing_simulator_is_exit_3_before_building(ws, capsys, monkeyp
 def test_rtl_sim_build_failure_is_exit_3_naming_the_log(ws, capsys, monkeypatch):
     from spikeforge.sim.flow import SimulationFailed
 
-    from spikeforge import rtl_sim
+    from spikeforge import rtl_flow
 
     log = ws / "build" / "build.log"
 
@@ -307,7 +307,7 @@ def test_rtl_sim_build_failure_is_exit_3_naming_the_log(ws, capsys, monkeypatch)
         log.write_text("error: something\n")
         raise SimulationFailed(f"verilator: building sf_chip failed (1)\n--- last lines of {log}:")
 
-    monkeypatch.setattr(rtl_sim, "run_chip", failed)
+    monkeypatch.setattr(rtl_flow, "run_chip", failed)
     argv = [*RTL, "--out", "r.npz", "--build-dir", "build"]
     kept = {"build", "build/build.log"}
     err = fails(capsys, argv, 3, "building sf_chip failed", ws, changed=kept)
