@@ -379,3 +379,22 @@ def test_ctrl_c_during_training_exits_130_in_one_line(tmp_path):
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 2, err
     assert "interrupted" in err
     assert not (out / "manifest.json").exists()
+
+
+def test_docs_list_every_option_and_exit_code():
+    """docs/cli.md names every option of every command and every exit code."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    named = 0
+    for name, command in commands.items():
+        assert f"`spikeforge {name}" in text, name
+        for action in command._actions:
+            for flag in action.option_strings:
+                if flag in ("-h", "--help", "--debug"):
+                    continue
+                assert f"`{flag}" in text, (name, flag)
+                named += 1
+    assert named > 60
+    for code in ("| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 4 |", "| 130 |"):
+        assert code in text
