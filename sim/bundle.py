@@ -1,24 +1,56 @@
-"""The deployment bundle (SPEC 3.1): one directory holding ``manifest.json`` and ``weights.npz``.
+"""The deployment bundle (docs/bundle.md): one directory holding ``manifest.json`` and
+``weights.npz``.
 
 This module is the only place that reads or writes bundles. ``load_bundle`` validates every
-field before anything runs and raises ``BundleError`` naming the offending field;
-``save_bundle`` validates too and writes atomically (a temporary sibling directory renamed into
-place), so a bundle directory is never half written.
+field before anything runs and raises ``BundleError`` naming the offending field (unknown keys
+are errors, with a did-you-mean suggestion); ``save_bundle`` validates too, then writes.
+
+How a save replaces a bundle. The directory itself is never renamed or deleted, and nothing in
+it but ``manifest.json`` and ``weights.npz`` is touched, so files next to a bundle (results,
+Verilog, plots) survive a retrain. A non-empty directory that does not hold a bundle is refused
+unless ``force`` is given. The two files are replaced in this order, each step atomic and
+durable (temporary file in the directory, fsync, ``os.replace``, fsync of the directory):
+
+1. the new weights are staged as a temporary file;
+2. the new manifest is written as ``.spikeforge.manifest.<sha256 of the new weights.npz>.json``
+   (the *pending manifest*);
+3. the staged weights replace ``weights.npz``;
+4. the pending manifest replaces ``manifest.json``.
+
+Only between steps 3 and 4 do the two files disagree, and exactly then a pending manifest whose
+name carries the sha256 of the ``weights.npz`` on disk exists. So the loader's rule is: if a
+pending manifest matches ``weights.npz`` byte for byte, it is the bundle's manifest (the new
+bundle); otherwise ``manifest.json`` is (the old bundle; pending manifests and temporaries left
+by a crash before step 3 are ignored). A crash at any point therefore leaves the old or the new
+bundle loadable. The next save first finishes an interrupted one (step 4) and removes what an
+interrupted save left behind; it never removes anything else.
 """
 
 from __future__ import annotations
 
+import difflib
+import hashlib
+import io
 import json
 import math
 import os
-import shutil
-import tempfile
 import zipfile
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from spikeforge.sim.files import (
+    check_output_dir,
+    check_output_file,
+    commit,
+    discard,
+    is_temporary,
+    make_dir,
+    stage_bytes,
+)
 from spikeforge.sim.semantics import (
     FIRE_MODES,
     LEAK_MODES,
@@ -32,6 +64,8 @@ FORMAT = "spikeforge.bundle"
 VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.npz"
+PENDING_PREFIX = ".spikeforge.manifest."
+PENDING_SUFFIX = ".json"
 
 LAYER_KINDS = ("linear", "conv2d")
 ENCODINGS = ("direct", "spikes")
@@ -148,6 +182,44 @@ def _fail(where: str, message: str) -> BundleError:
     return BundleError(f"{where}: {message}")
 
 
+TOP_KEYS = ("format", "version", "timesteps", "input", "layers", "meta")
+INPUT_KEYS = ("shape", "encoding", "bits", "signed", "scale")
+LAYER_KEYS = (
+    "name",
+    "kind",
+    "weight",
+    "w_bits",
+    "v_bits",
+    "threshold",
+    "bias",
+    "leak",
+    "reset",
+    "fire",
+    "input_shift",
+)
+KIND_KEYS = {
+    "linear": ("in_features", "out_features"),
+    "conv2d": ("in_shape", "out_channels", "kernel_size", "stride", "padding"),
+}
+LEAK_KEYS = {"mult": ("mode", "lam", "frac"), "shift": ("mode", "k"), "none": ("mode",)}
+
+
+def _check_keys(obj: dict, allowed: Iterable[str], where: str, elsewhere: str = "") -> None:
+    """Unknown keys are errors: a misspelt field must not silently mean its default."""
+    allowed = tuple(allowed)
+    for key in obj:
+        if key in allowed:
+            continue
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        if close:
+            hint = f"did you mean {close[0]!r}?"
+        elif elsewhere:
+            hint = elsewhere
+        else:
+            hint = f"expected only {list(allowed)}"
+        raise _fail(f"{where}.{key}", f"unknown key; {hint}")
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -251,9 +323,12 @@ def _per_neuron_field(
 
 
 def _parse_leak(obj: Any, where: str, v_bits: int) -> Leak:
+    if obj is ...:
+        raise _fail(where, 'missing (write {"mode": "none"} for no leak)')
     if not isinstance(obj, dict):
         raise _fail(where, f"must be an object with a 'mode', got {obj!r}")
     mode = _choice(obj, "mode", where, LEAK_MODES)
+    _check_keys(obj, LEAK_KEYS[mode], where, f"a {mode!r} leak takes only {list(LEAK_KEYS[mode])}")
     if mode == "mult":
         frac = _int_field(obj, "frac", where, lo=0, hi=16, default=8)
         lam = _int_field(obj, "lam", where, lo=0, hi=1 << frac)
@@ -267,7 +342,10 @@ def _parse_input(obj: Any) -> InputSpec:
     where = "input"
     if not isinstance(obj, dict):
         raise _fail(where, "missing or not an object")
-    shape = _shape(obj.get("shape"), f"{where}.shape")
+    _check_keys(obj, INPUT_KEYS, where)
+    if "shape" not in obj:
+        raise _fail(f"{where}.shape", "missing")
+    shape = _shape(obj["shape"], f"{where}.shape")
     encoding = _choice(obj, "encoding", where, ENCODINGS)
     if encoding == "spikes":
         bits = _int_field(obj, "bits", where, lo=1, hi=1, default=1)
@@ -298,6 +376,13 @@ def _parse_layer(
         raise _fail(f"{where}.name", f"must be a non-empty identifier, got {name!r}")
     where = f"layers[{index}] ({name})"
     kind = _choice(obj, "kind", where, LAYER_KINDS)
+    other = next(k for k in LAYER_KINDS if k != kind)
+    for key in obj:
+        if key in KIND_KEYS[other] and key not in KIND_KEYS[kind]:
+            raise _fail(f"{where}.{key}", f"is a {other} field; a {kind} layer does not take it")
+    _check_keys(obj, LAYER_KEYS + KIND_KEYS[kind], where)
+    if "weight" not in obj:
+        raise _fail(f"{where}.weight", "missing")
     w_bits = _int_field(obj, "w_bits", where, *W_BITS_RANGE)
     v_bits = _int_field(obj, "v_bits", where, *V_BITS_RANGE)
     weight = _int_array(arrays, obj.get("weight"), f"{where}.weight")
@@ -371,7 +456,7 @@ def _parse_layer(
         layer.threshold = _per_neuron_field(
             obj, "threshold", where, arrays, n_out, 1, signed_range(v_bits)[1]
         )
-    layer.leak = _parse_leak(obj.get("leak", {"mode": "none"}), f"{where}.leak", v_bits)
+    layer.leak = _parse_leak(obj.get("leak", ...), f"{where}.leak", v_bits)
     layer.reset = _choice(obj, "reset", where, RESET_MODES)
     layer.fire = fire
     layer.input_shift = _int_field(obj, "input_shift", where, lo=0, hi=62, default=0)
@@ -383,15 +468,25 @@ def bundle_from_manifest(manifest: Any, arrays: dict[str, np.ndarray]) -> Bundle
     """Build and validate a ``Bundle`` from a parsed manifest and its arrays."""
     if not isinstance(manifest, dict):
         raise _fail(MANIFEST, "must hold a JSON object")
-    if manifest.get("format") != FORMAT:
-        raise _fail("format", f"expected {FORMAT!r}, got {manifest.get('format')!r}")
-    if manifest.get("version") != VERSION:
+    if "format" not in manifest:
+        raise _fail("format", f"missing (expected {FORMAT!r})")
+    if manifest["format"] != FORMAT:
+        raise _fail("format", f"expected {FORMAT!r}, got {manifest['format']!r}")
+    if "version" not in manifest:
+        raise _fail("version", f"missing (this spikeforge reads version {VERSION})")
+    version = manifest["version"]
+    if not _is_int(version):
         raise _fail(
-            "version", f"this spikeforge reads version {VERSION}, got {manifest.get('version')!r}"
+            "version", f"must be an integer (this spikeforge reads {VERSION}), got {version!r}"
         )
+    if version != VERSION:
+        raise _fail("version", f"this spikeforge reads version {VERSION}, got {version!r}")
+    _check_keys(manifest, TOP_KEYS, "bundle")
     timesteps = _int_field(manifest, "timesteps", "bundle", lo=1)
     spec = _parse_input(manifest.get("input"))
-    layers_obj = manifest.get("layers")
+    if "layers" not in manifest:
+        raise _fail("layers", "missing")
+    layers_obj = manifest["layers"]
     if not isinstance(layers_obj, list) or not layers_obj:
         raise _fail("layers", "must be a non-empty list")
     layers: list[Layer] = []
@@ -419,29 +514,98 @@ def validate(bundle: Bundle) -> Bundle:
 
 
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
-    """Read and fully validate the bundle directory at ``path``."""
+    """Read and fully validate the bundle directory at ``path``.
+
+    Where a save was interrupted between replacing the weights and the manifest, the pending
+    manifest that matches ``weights.npz`` is used (see the module docstring).
+    """
     root = Path(path)
     if not root.is_dir():
         raise BundleError(f"{root}: not a bundle directory (expected {MANIFEST} and {WEIGHTS})")
-    manifest_path, weights_path = root / MANIFEST, root / WEIGHTS
-    if not manifest_path.is_file():
-        raise _fail(MANIFEST, f"missing in {root}")
+    weights_path = root / WEIGHTS
     if not weights_path.is_file():
         raise _fail(WEIGHTS, f"missing in {root}")
+    manifest_path = _pending_manifest(root) or root / MANIFEST
+    if not manifest_path.is_file():
+        raise _fail(MANIFEST, f"missing in {root}")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _fail(MANIFEST, f"not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise _fail(MANIFEST, f"cannot be read ({exc.strerror})") from None
     arrays = _read_arrays(weights_path)
     return bundle_from_manifest(manifest, arrays)
+
+
+# What a damaged or truncated .npz raises while it is opened and read (zipfile and numpy do not
+# wrap these in one type): bad archive structure, a failed inflate, a flipped compression method
+# or version ("not supported"), a flipped encryption flag, a malformed or short .npy member.
+_ARCHIVE_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 def _read_arrays(weights_path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(weights_path, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
             return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise _fail(WEIGHTS, f"not a readable .npz archive ({exc})") from None
+    except _ARCHIVE_ERRORS as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _fail(WEIGHTS, f"not a readable .npz archive ({reason})") from None
+
+
+def _pending_names(root: Path) -> list[Path]:
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    return [root / n for n in names if n.startswith(PENDING_PREFIX) and n.endswith(PENDING_SUFFIX)]
+
+
+def _pending_digest(pending: Path) -> str:
+    return pending.name[len(PENDING_PREFIX) : -len(PENDING_SUFFIX)]
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _pending_manifest(root: Path) -> Path | None:
+    """The pending manifest of an interrupted save whose weights are already in place, if any."""
+    pendings = _pending_names(root)
+    if not pendings:
+        return None
+    digest = _file_sha256(root / WEIGHTS)
+    for pending in pendings:
+        if _pending_digest(pending) == digest:
+            return pending
+    return None
+
+
+def holds_bundle(path: str | os.PathLike[str]) -> bool:
+    """Whether the directory ``path`` holds a bundle (a manifest of this format, possibly from an
+    interrupted save), i.e. whether ``save_bundle`` may replace its two files without ``force``."""
+    root = Path(path)
+    for candidate in [*_pending_names(root), root / MANIFEST]:
+        try:
+            manifest = json.loads(candidate.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(manifest, dict) and manifest.get("format") == FORMAT:
+            return True
+    return False
 
 
 def to_manifest(bundle: Bundle) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -499,28 +663,57 @@ def to_manifest(bundle: Bundle) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return manifest, arrays
 
 
-def save_bundle(bundle: Bundle, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
-    """Validate ``bundle`` and write it to the directory ``path`` atomically."""
+def _settle(root: Path) -> None:
+    """Finish a save that was interrupted after its weights were replaced, and remove what an
+    interrupted save left behind (pending manifests of weights that never landed, temporaries)."""
+    pending = _pending_manifest(root)
+    if pending is not None:
+        commit(pending, root / MANIFEST)
+    for stale in _pending_names(root):
+        discard(stale)
+    for name in sorted(os.listdir(root)):
+        if is_temporary(name) and (
+            name.startswith(f".spikeforge.{WEIGHTS}.")
+            or name.startswith(f".spikeforge.{PENDING_PREFIX}")
+        ):
+            discard(root / name)
+
+
+def save_bundle(bundle: Bundle, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Validate ``bundle`` and write it to the directory ``path`` (created if missing).
+
+    Only ``manifest.json`` and ``weights.npz`` are replaced; a non-empty directory that holds no
+    bundle is refused (``OutputPathError``) unless ``force``. A crash at any point leaves the old
+    or the new bundle loadable (the scheme is in the module docstring).
+    """
     validate(bundle)
     manifest, arrays = to_manifest(bundle)
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise BundleError(f"{target}: already exists")
-    if target.exists() and not target.is_dir():
-        raise BundleError(f"{target}: exists and is not a directory")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    manifest_bytes = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    weights_bytes = buffer.getvalue()
+    root = check_output_dir(path, allow_nonempty=holds_bundle, force=force)
+    for name in (MANIFEST, WEIGHTS):
+        if os.path.lexists(root / name):
+            check_output_file(root / name)  # a link or device in their place is never replaced
+    make_dir(root)
+    _settle(root)
+    pending = root / f"{PENDING_PREFIX}{hashlib.sha256(weights_bytes).hexdigest()}{PENDING_SUFFIX}"
+    staged = stage_bytes(root / WEIGHTS, weights_bytes)
     try:
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        np.savez_compressed(staging / WEIGHTS, **arrays)
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, retired / target.name)
-            os.replace(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, target)
+        staged_pending = stage_bytes(pending, manifest_bytes)
+        try:
+            commit(staged_pending, pending)
+        except BaseException:
+            discard(staged_pending)
+            raise
+        commit(staged, root / WEIGHTS)
+        commit(pending, root / MANIFEST)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if os.path.lexists(staged):
+            # the weights were not replaced: the old bundle stands, the pending manifest is junk
+            discard(staged)
+            discard(pending)
+        # otherwise the pending manifest is what makes the new weights loadable: keep it
         raise
-    return target
+    return root

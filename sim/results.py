@@ -1,13 +1,14 @@
-"""Reading inputs and writing RESULT.npz files for the command line (SPEC 3.3)."""
+"""Reading inputs and writing RESULT.npz files for the command line (docs/bundle.md, RESULT.npz)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from spikeforge.sim.files import atomic_writer, check_output_file, make_dir
 
 
 class ArrayFileError(ValueError):
@@ -29,16 +30,20 @@ def load_array(path: str | os.PathLike[str], what: str = "input") -> np.ndarray:
     return array
 
 
-def write_npz_atomic(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``arrays`` to ``path`` through a temporary sibling, so no half file ever exists."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_npz_atomic(
+    path: str | os.PathLike[str],
+    arrays: dict[str, np.ndarray],
+    *,
+    inside_forbidden: Sequence[str | os.PathLike[str]] = (),
+) -> Path:
+    """Write ``arrays`` to ``path`` atomically (temporary sibling, fsync, rename), creating
+    missing parent directories.
+
+    Refuses (``OutputPathError``) a device, FIFO, socket, symbolic link or directory at ``path``
+    and a path inside any of ``inside_forbidden`` (pass the input bundle), before writing.
+    """
+    path = check_output_file(path, inside_forbidden=inside_forbidden, parents=True)
+    make_dir(path.parent)
+    with atomic_writer(path) as handle:
+        np.savez_compressed(handle, **arrays)
     return path
