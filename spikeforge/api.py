@@ -18,21 +18,36 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from spikeforge.checks import (
+    FLOAT_RANGES,
+    INT_RANGES,
+    MAX_CORE_WEIGHTS,
+    OptionError,
+    ResourceError,
+    bundle_files,
+    check_choice,
+    check_float,
+    check_int,
+    check_memory,
+    core_range,
+    golden_bytes,
+    output_dir,
+    output_file,
+    training_bytes,
+)
 from spikeforge.sim.bundle import MANIFEST, WEIGHTS, Bundle, BundleError, load_bundle, save_bundle
 from spikeforge.sim.files import (
     OutputPathError,
     atomic_write_bytes,
     atomic_writer,
-    check_output_dir,
-    check_output_file,
+    make_dir,
 )
 from spikeforge.sim.golden import GoldenResult
 
@@ -68,46 +83,8 @@ BundleLike = Bundle | PathLike
 Log = Callable[[str], None] | None
 
 
-class OptionError(ValueError):
-    """An argument is outside its documented range or choices; the message names it."""
-
-
-class ResourceError(ValueError):
-    """The run would need more memory than this machine has free; refused before allocating."""
-
-
 # --------------------------------------------------------------------------------------------
 # ranges (docs/cli.md lists them; the command line builds its checks from these tables)
-
-#: Inclusive ranges of the integer settings.
-INT_RANGES: dict[str, tuple[int, int]] = {
-    "timesteps": (1, 4096),
-    "batch_size": (1, 65_536),
-    "ann_epochs": (0, 10_000),
-    "snn_epochs": (0, 10_000),
-    "bittrue_epochs": (0, 10_000),
-    "eval_every": (1, 10_000),
-    "seed": (0, 2**32 - 1),
-    "threads": (1, 1024),
-    "limit_train": (1, 10**9),
-    "limit_test": (1, 10**9),
-    "limit": (1, 10**9),
-    "n_axons": (1, 65_536),
-    "n_neurons": (1, 65_536),
-    "max_neurons": (1, 65_536),
-    "seeds": (1, 100),
-}
-#: Ranges of the real-valued settings: (low, high, low inclusive, high inclusive).
-FLOAT_RANGES: dict[str, tuple[float, float, bool, bool]] = {
-    "dropout": (0.0, 1.0, True, False),
-    "ann_lr": (0.0, 10.0, False, True),
-    "snn_lr": (0.0, 10.0, False, True),
-    "bittrue_lr": (0.0, 10.0, False, True),
-}
-#: A single core's weight memory (axons x neurons words): beyond it elaboration takes hours.
-MAX_CORE_WEIGHTS = 1 << 22
-#: Fraction of the free memory a run may plan to use.
-MEMORY_SHARE = 0.8
 
 #: Per-dataset defaults of ``train`` (anything not given).
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -134,153 +111,11 @@ DEFAULTS["mnist"] = dict(DEFAULTS["fashion-mnist"])
 DATASETS = tuple(DEFAULTS)
 
 
-def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
-    """``value`` as an int within ``INT_RANGES[name]`` (or ``lo..hi``); else ``OptionError``."""
-    if lo is None or hi is None:
-        lo, hi = INT_RANGES[name]
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise OptionError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if not lo <= value <= hi:
-        need = f">= {lo}" if value < lo else f"<= {hi}"
-        raise OptionError(f"{name} must be in {lo}..{hi}: got {value}, need {need}")
-    return value
-
-
-def check_float(name: str, value: Any) -> float:
-    """``value`` as a finite float within ``FLOAT_RANGES[name]``; else ``OptionError``."""
-    lo, hi, lo_in, hi_in = FLOAT_RANGES[name]
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise OptionError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    ok = math.isfinite(value) and (lo <= value if lo_in else lo < value)
-    ok = ok and (value <= hi if hi_in else value < hi)
-    if not ok:
-        raise OptionError(f"{name} must be in {float_range_text(name)}, got {value}")
-    return value
-
-
-def float_range_text(name: str) -> str:
-    lo, hi, lo_in, hi_in = FLOAT_RANGES[name]
-    return f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
-
-
-def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
-    choices = list(choices)
-    if value not in choices:
-        raise OptionError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-    return value
-
-
-@cache
-def core_range(field_name: str) -> tuple[int, int]:
-    """The values a hardware core accepts for ``field_name`` (``w_bits``, ``v_bits`` ...).
-
-    Found by asking ``spikeforge.rtl.cores.core.CoreParams`` itself, so the command line and
-    ``train`` refuse exactly what the hardware refuses.
-    """
-    from spikeforge.rtl.cores.core import CoreParams
-
-    def accepts(value: int) -> bool:
-        try:
-            CoreParams(n_axons=1, n_neurons=1, **{field_name: value})
-        except ValueError:
-            return False
-        return True
-
-    ok = [v for v in range(0, 65) if accepts(v)]
-    if not ok or ok != list(range(ok[0], ok[-1] + 1)):
-        raise RuntimeError(f"CoreParams.{field_name} accepts no contiguous range: {ok}")
-    return ok[0], ok[-1]
-
-
 def method_names() -> list[str]:
     """Every registered training method (imports the methods, and so torch)."""
     from spikeforge.algo.methods import METHODS
 
     return list(METHODS)
-
-
-# --------------------------------------------------------------------------------------------
-# memory
-
-
-def available_memory() -> int | None:
-    """Bytes of memory free for a new allocation (``MemAvailable``), or None when unknown."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} PiB"
-
-
-def check_memory(need: float, what: str) -> None:
-    """Refuse (``ResourceError``) a run whose estimate ``need`` exceeds the free memory."""
-    free = available_memory()
-    if free is not None and need > MEMORY_SHARE * free:
-        raise ResourceError(
-            f"{what} needs about {_size(need)} of memory; {_size(free)} is free "
-            "(use fewer samples, time steps or neurons)"
-        )
-
-
-def golden_bytes(bundle: Bundle, n: int, *, record_potentials: bool = False) -> int:
-    """Memory a golden run of ``n`` samples needs: its results plus one chunk's working set."""
-    from spikeforge.sim.golden import DEFAULT_CHUNK
-
-    t = bundle.timesteps
-    neurons = sum(layer.n_out for layer in bundle.layers)
-    results = n * t * neurons + n * bundle.layers[-1].n_out * 8
-    if record_potentials:
-        results += n * t * neurons * 8
-    working = min(n, DEFAULT_CHUNK) * t * (neurons + bundle.layers[0].n_in) * 8 * 3
-    return results + working
-
-
-def training_bytes(config: TrainConfig, image_shape: Sequence[int], samples: int) -> int:
-    """A generous estimate of a training run's peak memory (float32 activations, weights with
-    optimiser state, and the golden check of ``samples`` test samples)."""
-    from spikeforge.algo.snn.models import parse_arch
-
-    shape = list(image_shape)
-    flat = math.prod(shape)
-    neurons, weights = flat, 0
-    for spec in parse_arch(config.arch):
-        if spec.kind == "conv2d":
-            if len(shape) != 3:
-                raise OptionError(f"arch {config.arch!r}: a convolution needs image inputs")
-            c, h, w = shape
-            h = (h + 2 * spec.padding - spec.kernel) // spec.stride + 1
-            w = (w + 2 * spec.padding - spec.kernel) // spec.stride + 1
-            if h < 1 or w < 1:
-                raise OptionError(f"arch {config.arch!r}: the feature map shrinks to nothing")
-            weights += spec.out * c * spec.kernel**2
-            shape = [spec.out, h, w]
-        else:
-            weights += math.prod(shape) * spec.out
-            shape = [spec.out]
-        neurons += math.prod(shape)
-    weights += math.prod(shape) * 10
-    neurons += 10
-    t = config.timesteps
-    batch = max(config.batch_size, 500)  # evaluation runs in batches of 500
-    activations = batch * t * neurons * 4 * 12
-    golden = samples * t * neurons + min(samples, 512) * t * neurons * 8 * 3
-    return activations + weights * 4 * 4 + golden
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,69 +127,8 @@ def as_bundle(bundle: BundleLike) -> Bundle:
     return bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
 
 
-def _bundle_files(bundle: BundleLike) -> list[Path]:
-    """The files an output must never replace: a bundle directory's own two files."""
-    if isinstance(bundle, Bundle):
-        return []
-    return [Path(bundle) / MANIFEST, Path(bundle) / WEIGHTS]
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _probe_dir(directory: Path, path: Path) -> None:
-    """Create and remove a temporary file in ``directory``: the one sure test of writability
-    (``os.access`` says yes to root even on /proc)."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".spikeforge-probe.", dir=directory)
-    except OSError as exc:
-        raise OutputPathError(f"{path}: cannot write in {directory} ({exc.strerror})") from None
-    os.close(fd)
-    os.unlink(tmp)
-
-
-def output_file(path: PathLike, inputs: Iterable[PathLike] = ()) -> Path:
-    """Check an output file before any work: a writable directory, not a device, link, directory,
-    and none of ``inputs`` (e.g. a bundle's weights or the input array)."""
-    path = Path(path)
-    for other in inputs:
-        if _same_file(path, Path(other)):
-            raise OutputPathError(f"{path}: is an input of this command; choose another output")
-    path = check_output_file(path, inside_forbidden=list(inputs))
-    _probe_dir(path.parent if str(path.parent) else Path("."), path)
-    return path
-
-
-def output_dir(
-    path: PathLike,
-    inputs: Iterable[PathLike] = (),
-    *,
-    allow_nonempty: Callable[[Path], bool] | None = None,
-    force: bool = False,
-    names: Iterable[str] = (),
-) -> Path:
-    """Check an output directory (and the ``names`` that will be written in it) before work."""
-    path = Path(path)
-    inputs = list(inputs)
-    for other in inputs:
-        if _same_file(path, Path(other)):
-            raise OutputPathError(f"{path}: is an input of this command; choose another output")
-    path = check_output_dir(
-        path, inside_forbidden=inputs, allow_nonempty=allow_nonempty, force=force
-    )
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    _probe_dir(existing, path)
-    for name in names:
-        if (path / name).exists() or (path / name).is_symlink():
-            check_output_file(path / name, inside_forbidden=inputs)
-    return path
-
-
 def _make_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
+    make_dir(path)  # new directories get 0o777 & ~umask
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
@@ -394,7 +168,7 @@ def run(
     from spikeforge.sim import golden
 
     files = [Path(p) for p in (x, labels) if p is not None and not isinstance(p, np.ndarray)]
-    target = output_file(out, _bundle_files(bundle) + files) if out is not None else None
+    target = output_file(out, bundle_files(bundle) + files) if out is not None else None
     model = as_bundle(bundle)
     array, labels = _inputs(x, labels, None)
     array = golden.check_input(model, array)
@@ -493,9 +267,10 @@ def train(
     plots: bool = True,
     force: bool = False,
     trainer: Trainer | None = None,
+    fit: Callable[..., Any] | None = None,
     log: Log = None,
     **settings: Any,
-) -> TrainResult:
+) -> TrainResult | None:
     """Train an SNN on ``dataset``, export its bundle, check it bit-exactly against the golden
     model, and (with ``out``) write the bundle, ``metrics.json``, ``test_x.npy``/``test_y.npy``
     and ``plots/`` there.
@@ -503,6 +278,9 @@ def train(
     ``settings`` are ``TrainConfig`` fields (``ann_epochs=2``, ``arch="64"`` ...) over the
     dataset's defaults; or pass a whole ``config``. ``out`` must be empty, new or hold a bundle
     (files beside the bundle survive) unless ``force``. Everything is checked before training.
+    ``fit(config, data, trainer)`` replaces ``spikeforge.algo.training.pipeline.train`` (e.g. a
+    run with checkpoints); when it returns None (stopped early, or a process other than the
+    main one of a multi-process run) nothing is exported and ``train`` returns None.
     """
     started = time.perf_counter()
     say = log or (lambda _line: None)
@@ -531,6 +309,7 @@ def train(
     from spikeforge.algo.training.pipeline import Trainer
     from spikeforge.algo.training.pipeline import train as fit_method
     from spikeforge.sim.datasets import load_dataset
+    from spikeforge.train_metrics import evaluate_export, write_plots
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -546,8 +325,10 @@ def train(
         f"{config.method}, arch {config.arch}, T={config.timesteps}, {config.w_bits}-bit weights"
     )
     trainer = trainer or Trainer(progress=False, log=say)
-    result = fit_method(config, data, trainer)
-    bundle, metrics, x_np = _evaluate_export(result, data, config, dataset, trainer)
+    result = (fit or fit_method)(config, data, trainer)
+    if result is None:
+        return None
+    bundle, metrics, x_np = evaluate_export(result, data, config, dataset, trainer)
 
     if target is not None:
         _make_dir(target)
@@ -555,7 +336,7 @@ def train(
         _write_npy(target / "test_x.npy", x_np)
         _write_npy(target / "test_y.npy", data.y_test.astype(np.int64))
         if plots:
-            _plots(bundle, metrics, x_np, data.y_test, target / "plots")
+            write_plots(bundle, metrics, x_np, data.y_test, target / "plots")
     metrics["total_seconds"] = time.perf_counter() - started
     if target is not None:
         from spikeforge.algo.training.report import _plain
@@ -563,123 +344,6 @@ def train(
         text = json.dumps(_plain(metrics), indent=2) + "\n"
         atomic_write_bytes(target / "metrics.json", text.encode())
     return TrainResult(bundle, metrics, x_np, data.y_test.astype(np.int64), target)
-
-
-def _evaluate_export(result, data, config, dataset: str, trainer) -> tuple[Bundle, dict, Any]:
-    """Accuracies, the exported bundle, and the bit-true vs golden comparison as metrics."""
-    import torch
-
-    from spikeforge.algo.snn import bittrue
-    from spikeforge.algo.training.export import to_bundle
-    from spikeforge.algo.training.pipeline import evaluate, fixed_inputs
-    from spikeforge.algo.training.report import firing_rates
-    from spikeforge.sim import golden
-    from spikeforge.sim.bundle import validate
-
-    net = result.net
-    accuracy: dict[str, float | None] = {}
-    ann_phase = [h for h in result.history if h["phase"] == "ann" and "test_acc" in h]
-    accuracy["ann"] = ann_phase[-1]["test_acc"] if ann_phase else None
-    accuracy["float"] = evaluate(net, data.x_test, data.y_test, "float", trainer.eval_seed)
-    accuracy["fake_quant"] = evaluate(net, data.x_test, data.y_test, "quant", trainer.eval_seed)
-
-    x_test = fixed_inputs(net, data.x_test, trainer.eval_seed)
-    with torch.no_grad():
-        net.set_mode("bittrue").eval()
-        ours = [
-            bittrue.to_result(net.run_bittrue(x_test[i : i + 500]))
-            for i in range(0, len(x_test), 500)
-        ]
-    bit_pred = np.concatenate([r.pred for r in ours])
-    accuracy["bit_true"] = float(np.mean(bit_pred == data.y_test))
-
-    meta = {
-        "training": {
-            "dataset": dataset,
-            "method": config.method,
-            "config": config.to_dict(),
-            "test_accuracy": dict(accuracy),
-        }
-    }
-    bundle = validate(to_bundle(net, meta))
-    x_np = x_test.numpy().astype(
-        np.uint8 if bundle.input.encoding == "spikes" or not data.signed else np.int16
-    )
-    gold = golden.run(bundle, x_np)
-    accuracy["golden"] = golden.accuracy(gold, data.y_test)
-
-    compared_spikes = 0
-    mismatches = []
-    for name in gold.spikes:
-        mine = np.concatenate([r.spikes[name] for r in ours])
-        compared_spikes += mine.size
-        if not np.array_equal(mine, gold.spikes[name]):
-            mismatches.append(f"spikes of {name}")
-    v_ours = np.concatenate([r.v_out for r in ours])
-    if not np.array_equal(v_ours, gold.v_out):
-        mismatches.append("output potentials")
-
-    n = len(data.y_test)
-    metrics = {
-        "dataset": dataset,
-        "method": config.method,
-        "arch": config.arch,
-        "timesteps": config.timesteps,
-        "w_bits": config.w_bits,
-        "v_bits": config.v_bits,
-        "encoding": config.encoding,
-        "test_samples": n,
-        "accuracy": accuracy,
-        "bit_true_vs_golden": {
-            "equal": not mismatches,
-            "spike_values_compared": compared_spikes,
-            "output_potentials_compared": int(gold.v_out.size),
-            "mismatches": mismatches,
-        },
-        "firing_rates": firing_rates(gold.spikes),
-        "spikes_per_sample": {k: float(v.sum()) / n for k, v in gold.spikes.items()},
-        "operations": {k: vars(c) for k, c in gold.counters.items()},
-        "operations_per_sample": {
-            k: {key: value / n for key, value in vars(c).items()} for k, c in gold.counters.items()
-        },
-        "layers": [_layer_summary(layer) for layer in bundle.layers],
-        "train_seconds": result.seconds,
-        "total_seconds": None,
-        "config": config.to_dict(),
-        "history": result.history,
-    }
-    return bundle, metrics, x_np
-
-
-def _layer_summary(layer) -> dict[str, Any]:
-    leak: dict[str, Any] = {"mode": layer.leak.mode}
-    if layer.leak.mode == "mult":
-        leak |= {"lam": layer.leak.lam, "frac": layer.leak.frac}
-    elif layer.leak.mode == "shift":
-        leak["k"] = layer.leak.k
-    return {
-        "name": layer.name,
-        "kind": layer.kind,
-        "out_shape": list(layer.out_shape),
-        "threshold": layer.threshold if not hasattr(layer.threshold, "shape") else "per-neuron",
-        "leak": leak,
-        "input_shift": layer.input_shift,
-    }
-
-
-def _plots(bundle: Bundle, metrics: dict, x_np: np.ndarray, y: np.ndarray, plots: Path) -> None:
-    from spikeforge.algo.training.report import (
-        plot_firing_rates,
-        plot_raster,
-        plot_training_curves,
-    )
-    from spikeforge.sim import golden
-
-    plot_training_curves(metrics["history"], plots / "training_curves.png")
-    one = golden.run(bundle, x_np[:1], record_potentials=True)
-    potentials = one.potentials[bundle.layers[-1].name] if one.potentials else None
-    plot_raster(one.spikes, potentials, plots / "raster.png", label=int(y[0]))
-    plot_firing_rates(metrics["firing_rates"], plots / "firing_rates.png")
 
 
 # --------------------------------------------------------------------------------------------
@@ -743,7 +407,7 @@ def verilog(
     _check_name(name)
     out = output_dir(
         out_dir,
-        _bundle_files(bundle),
+        bundle_files(bundle),
         allow_nonempty=lambda _p: True,
         names=(f"{name}.v", f"{name}.md"),
     )
@@ -946,7 +610,7 @@ def rtl_sim(
 
     start = time.perf_counter()
     check_choice("sim", sim, SIMULATORS)
-    inputs = _bundle_files(bundle)
+    inputs = bundle_files(bundle)
     inputs += [Path(p) for p in (x, labels) if p is not None and not isinstance(p, np.ndarray)]
     target = output_file(out, inputs) if out is not None else None
     build = None
@@ -1047,7 +711,7 @@ def pim_sweep(
     check_int("seeds", seeds)
     check_int("rows_active", rows_active, 1, N_ROWS)
     check_choice("combine", combine, COMBINE_CHOICES)
-    inputs = _bundle_files(bundle)
+    inputs = bundle_files(bundle)
     inputs += [Path(p) for p in (x, labels) if not isinstance(p, np.ndarray)]
     target = None
     if out is not None:

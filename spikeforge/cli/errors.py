@@ -39,7 +39,7 @@ class ToolFailed(Exception):
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """The library's error types that mean "bad input" (exit 2): each names what is wrong."""
-    from spikeforge.api import OptionError, ResourceError
+    from spikeforge.checks import OptionError, ResourceError
     from spikeforge.sim.bundle import BundleError
     from spikeforge.sim.datasets import DataError
     from spikeforge.sim.files import OutputPathError

@@ -63,8 +63,8 @@ def float_option(
 
 
 def core_option(option: str, field: str) -> tuple[Callable[[str], int], str]:
-    """A type for a hardware core width (``spikeforge.api.core_range``) and its help range."""
-    from spikeforge.api import core_range
+    """A type for a hardware core width (``spikeforge.checks.core_range``) and its help range."""
+    from spikeforge.checks import core_range
 
     lo, hi = core_range(field)
     label = f"must be in {lo}..{hi} (the hardware core's {field})"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from spikeforge.api import COMBINE_CHOICES, DATASETS, INT_RANGES
+from spikeforge.api import COMBINE_CHOICES, DATASETS
+from spikeforge.checks import INT_RANGES
 from spikeforge.cli.options import int_option
 
 HELP = "accuracy with the first layer in SRAM-PIM vs ADC bits and analog non-idealities"

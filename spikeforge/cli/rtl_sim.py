@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spikeforge.api import INT_RANGES, SIMULATORS
+from spikeforge.api import SIMULATORS
+from spikeforge.checks import INT_RANGES
 from spikeforge.cli.options import int_option
 from spikeforge.cli.verilog import add_chip_options
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from spikeforge.api import DEFAULTS, FLOAT_RANGES, INT_RANGES, TRAIN_CHOICES
+from spikeforge.api import DEFAULTS, TRAIN_CHOICES
+from spikeforge.checks import FLOAT_RANGES, INT_RANGES
 from spikeforge.cli.options import LazyChoices, core_option, float_option, int_option
 
 __all__ = ["DEFAULTS", "add_arguments", "main"]
@@ -34,7 +35,7 @@ def _method(text: str) -> str:
 
 
 def _int(parser: argparse.ArgumentParser, name: str, help_text: str, **kwargs: Any) -> None:
-    """An integer option checked against ``spikeforge.api.INT_RANGES`` (or, with ``core``,
+    """An integer option checked against ``spikeforge.checks.INT_RANGES`` (or, with ``core``,
     against what the hardware core accepts)."""
     option = "--" + name.replace("_", "-")
     if kwargs.pop("core", False):
@@ -48,7 +49,7 @@ def _int(parser: argparse.ArgumentParser, name: str, help_text: str, **kwargs: A
 
 
 def _float(parser: argparse.ArgumentParser, name: str, help_text: str, **kwargs: Any) -> None:
-    from spikeforge.api import float_range_text
+    from spikeforge.checks import float_range_text
 
     option = "--" + name.replace("_", "-")
     default = kwargs.get("default")
@@ -190,6 +191,8 @@ def main(args: argparse.Namespace) -> int:
         )
     except user_errors() as exc:
         raise UsageError(_option_message(exc)) from None
+    if result is None:  # stopped without a bundle (see spikeforge.api.train's ``fit``)
+        return 0
     metrics = result.metrics
     accuracy = metrics["accuracy"]
 

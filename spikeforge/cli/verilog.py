@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from spikeforge.api import INT_RANGES
+from spikeforge.checks import INT_RANGES
 from spikeforge.cli.options import core_option, int_option
 from spikeforge.rtl.cores.core import LANE_CHOICES
 from spikeforge.sim.semantics import LEAK_MODES

@@ -14,7 +14,7 @@ from spikeforge.sim import golden
 from spikeforge.sim.bundle import save_bundle
 
 import spikeforge
-from spikeforge import api
+from spikeforge import api, checks
 from tests.sim.test_bundle import reference_bundle
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -82,7 +82,7 @@ def test_bad_arguments_are_refused_before_work(tmp_path, call, error, words):
 def test_hardware_widths_come_from_the_core():
     from spikeforge.rtl.cores.core import CoreParams
 
-    lo, hi = api.core_range("v_bits")
+    lo, hi = checks.core_range("v_bits")
     for value, ok in ((lo - 1, False), (lo, True), (hi, True), (hi + 1, False)):
         try:
             CoreParams(n_axons=1, n_neurons=1, v_bits=value)
@@ -90,7 +90,7 @@ def test_hardware_widths_come_from_the_core():
             assert not ok, value
         else:
             assert ok, value
-    assert api.core_range("w_bits") == (2, 8)
+    assert checks.core_range("w_bits") == (2, 8)
 
 
 def test_import_is_light_and_names_are_public():
