@@ -104,3 +104,19 @@ def test_import_is_light_and_names_are_public():
     for name in ("train", "run", "verilog", "rtl_sim", "pim_sweep", "load_bundle", "save_bundle"):
         assert name in names
         assert callable(getattr(spikeforge, name))
+
+
+def test_library_floors_never_import_the_top_floor():
+    """algo, sim, rtl and pim never import spikeforge's top floor (API, CLI, checks, flows)."""
+    root = Path(__file__).resolve().parents[2]
+    top = re.compile(
+        r"^\s*(from|import)\s+spikeforge\.(api|cli|checks|train_metrics|rtl_flow|bench|studies)\b"
+        r"|^\s*from\s+spikeforge\s+import",
+        re.MULTILINE,
+    )
+    scanned = 0
+    for floor in ("algo", "sim", "rtl", "pim"):
+        for path in (root / floor).rglob("*.py"):
+            scanned += 1
+            assert not top.search(path.read_text()), path
+    assert scanned > 30
