@@ -576,6 +576,8 @@ def _pending_digest(pending: Path) -> str:
 
 
 def _file_sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
@@ -599,6 +601,8 @@ def holds_bundle(path: str | os.PathLike[str]) -> bool:
     interrupted save), i.e. whether ``save_bundle`` may replace its two files without ``force``."""
     root = Path(path)
     for candidate in [*_pending_names(root), root / MANIFEST]:
+        if not candidate.is_file():
+            continue  # never read a FIFO or device (it could block)
         try:
             manifest = json.loads(candidate.read_bytes().decode("utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):

@@ -157,8 +157,8 @@ def check_output_dir(
         if not stat.S_ISDIR(info.st_mode):
             raise _fail(path, "exists and is not a directory")
         _check_not_inside(path, inside_forbidden)
-        with os.scandir(path) as entries:
-            nonempty = any(True for _ in entries)
+        with os.scandir(path) as entries:  # a crash's temporaries do not count: they are ours
+            nonempty = any(not is_temporary(entry.name) for entry in entries)
         if nonempty and not force and (allow_nonempty is None or not allow_nonempty(path)):
             raise _fail(
                 path,

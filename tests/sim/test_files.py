@@ -138,6 +138,10 @@ def test_check_output_dir(tmp_path):
         check_output_dir(full, allow_nonempty=lambda p: False)
     assert check_output_dir(full, allow_nonempty=lambda p: p == full) == full
     assert check_output_dir(full, force=True) == full
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    (crashed / ".spikeforge.weights.npz.k2j4x.tmp").write_bytes(b"left by a crash")
+    assert check_output_dir(crashed) == crashed  # only our own temporaries: counts as empty
     assert (full / "notes.txt").read_text() == "mine"
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputPathError, match="not a directory"):
