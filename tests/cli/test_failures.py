@@ -8,10 +8,12 @@ import hashlib
 import os
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -111,12 +113,18 @@ def test_run_corrupt_weights_and_manifest(ws, capsys):
     copy.write_bytes(good)
     with zipfile.ZipFile(copy) as archive:
         info = max(archive.infolist(), key=lambda i: i.compress_size)
-    data = bytearray(good)
-    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
-    for k in range(8):
-        data[start + info.compress_size // 2 + k] ^= 0x5A
-    weights.write_bytes(bytes(data))
-    fails(capsys, [*RUN, "--out", "r.npz"], 2, "weights.npz", ws)
+    head = info.header_offset
+    name_len, extra_len = struct.unpack("<HH", good[head + 26 : head + 30])
+    start = head + 30 + name_len + extra_len
+    for offset, error in ((0, "zlib"), (info.compress_size // 2, "")):
+        data = bytearray(good)
+        data[start + offset] ^= 0xFF  # the deflate stream itself: zlib.error or a bad CRC
+        weights.write_bytes(bytes(data))
+        fails(capsys, [*RUN, "--out", "r.npz"], 2, "weights.npz", ws)
+        if error:
+            with pytest.raises(zlib.error):
+                with np.load(weights) as npz:
+                    [npz[key] for key in npz.files]
     weights.write_bytes(good)
     (ws / "b" / "manifest.json").write_text('{"format": ')
     fails(capsys, [*RUN, "--out", "r.npz"], 2, "manifest.json", ws)
