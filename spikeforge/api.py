@@ -141,8 +141,14 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         np.savez_compressed(handle, **arrays)
 
 
+#: Where an interrupted ``train`` keeps its checkpoint, inside its output directory.
+CHECKPOINT_DIR = "checkpoint"
+
+
 def _holds_bundle(path: Path) -> bool:
-    return (path / MANIFEST).is_file()
+    """``path`` is a directory ``train`` wrote before: a bundle, or an interrupted run's
+    checkpoint (so a retrain or a resume may write there without ``force``)."""
+    return (path / MANIFEST).is_file() or (path / CHECKPOINT_DIR).is_dir()
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,7 +338,8 @@ def train(
 
     if target is not None:
         _make_dir(target)
-        save_bundle(bundle, target, force=force)
+        # The directory was checked before training; it may now hold this run's checkpoint/.
+        save_bundle(bundle, target, force=True)
         _write_npy(target / "test_x.npy", x_np)
         _write_npy(target / "test_y.npy", data.y_test.astype(np.int64))
         if plots:
