@@ -2,8 +2,8 @@
 
 * The lanes sweep runs the bundle's chip (``spikeforge.rtl.chip.top``) at every ``lanes`` choice in
 one
-  Verilator build (``spikeforge.rtl_sim.run_chips``) on real digits samples; every chip's spikes and
-  output potentials must equal the golden model's (checked here, with the count compared).
+  Verilator build (``spikeforge.rtl_flow.run_chips``) on real digits samples; every chip's spikes
+  and output potentials must equal the golden model's (checked here, with the count compared).
   SOPs are the golden model's synaptic operations (all layers, layer 1's LOAD-fed multiply-
   accumulates included) per sample; SOPs per cycle = SOPs / chip cycles.
 * Simulation speed: simulated clock cycles per wall-clock second of the cocotb test (the
@@ -27,7 +27,7 @@ import numpy as np
 
 from spikeforge.rtl.chip.top import ChipOptions, plan_chip
 from spikeforge.rtl.cores.core import LANE_CHOICES
-from spikeforge.rtl_sim import RtlRun, first_mismatch, run_chip, run_chips
+from spikeforge.rtl_flow import RtlRun, first_mismatch, run_chip, run_chips
 from spikeforge.sim import golden
 from spikeforge.sim.bundle import Bundle, InputSpec, load_bundle, validate
 

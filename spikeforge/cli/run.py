@@ -17,32 +17,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         required=True,
         metavar="RESULT.npz",
-        help="where to write pred, v_out and spikes.<layer>",
+        help="where to write pred, v_out and spikes.<layer> (a new or regular file, not an input)",
     )
-    parser.add_argument("--labels", metavar="Y.npy", help="optional labels: print the accuracy")
+    parser.add_argument("--labels", metavar="Y.npy", help="optional labels [N]: print the accuracy")
 
 
 def main(args: argparse.Namespace) -> int:
-    from spikeforge.cli.errors import UsageError
+    from spikeforge import api
+    from spikeforge.cli.errors import UsageError, user_errors
     from spikeforge.sim import golden
-    from spikeforge.sim.bundle import BundleError, load_bundle
-    from spikeforge.sim.results import ArrayFileError, load_array, write_npz_atomic
+    from spikeforge.sim.results import load_array
 
     try:
-        bundle = load_bundle(args.bundle)
-        x = load_array(args.input)
+        result = api.run(args.bundle, args.input, out=args.out, labels=args.labels)
         labels = load_array(args.labels, "labels") if args.labels else None
-        result = golden.run(bundle, x)
-    except (BundleError, ArrayFileError, golden.InputError) as exc:
+    except user_errors() as exc:
         raise UsageError(str(exc)) from None
-    if labels is not None and labels.shape != (x.shape[0],):
-        raise UsageError(f"labels have shape {list(labels.shape)}; expected [{x.shape[0]}]")
-    write_npz_atomic(args.out, result.result_arrays())
-    line = f"{x.shape[0]} samples -> {args.out}"
+    n = result.pred.shape[0]
+    line = f"{n} samples -> {args.out}"
     if labels is not None:
         line += f"; accuracy {golden.accuracy(result, labels):.4f}"
     print(line)
     ops = sum(c.synaptic_ops for c in result.counters.values())
     spikes = sum(c.output_spikes for c in result.counters.values())
-    print(f"synaptic operations {ops}, spikes {spikes} ({ops / x.shape[0]:.0f} SOPs per sample)")
+    print(f"synaptic operations {ops}, spikes {spikes} ({ops / n:.0f} SOPs per sample)")
     return 0

@@ -3,66 +3,103 @@
 Writes into ``--out``: the bundle (``manifest.json``, ``weights.npz``), ``metrics.json``
 (float, fake-quant, bit-true and golden test accuracy, firing rates, operation counts, history),
 ``plots/`` and the test split as ``test_x.npy`` / ``test_y.npy`` (the inputs exactly as the
-bundle receives them, for ``spikeforge run``). Heavy imports happen inside ``main``.
+bundle receives them, for ``spikeforge run``). The work is ``spikeforge.api.train``; heavy
+imports happen inside ``main``.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
-#: Per-dataset defaults (anything not given on the command line).
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {
-        "arch": "256-128",
-        "timesteps": 5,
-        "dropout": 0.2,
-        "batch_size": 64,
-        "ann_epochs": 30,
-        "snn_epochs": 30,
-        "bittrue_epochs": 10,
-    },
-    "fashion-mnist": {
-        "arch": "c32k3s2-c64k3s2-256",
-        "timesteps": 6,
-        "dropout": 0.1,
-        "batch_size": 128,
-        "ann_epochs": 15,
-        "snn_epochs": 6,
-        "bittrue_epochs": 1,
-    },
-}
-DEFAULTS["mnist"] = dict(DEFAULTS["fashion-mnist"])
-METHOD_NAMES = ("hybrid", "direct", "bntt", "lee2020", "scatter-gather")
+from spikeforge.api import DEFAULTS, TRAIN_CHOICES
+from spikeforge.checks import FLOAT_RANGES, INT_RANGES
+from spikeforge.cli.options import LazyChoices, core_option, float_option, int_option
+
+__all__ = ["DEFAULTS", "add_arguments", "main"]
+
+
+def _methods() -> list[str]:
+    from spikeforge.api import method_names
+
+    return method_names()
+
+
+def _method(text: str) -> str:
+    """``--method``'s type: a registered method name, or a ``UsageError`` listing them."""
+    from spikeforge.cli.errors import UsageError
+
+    if text not in _methods():
+        raise UsageError(f"unknown --method {text!r}; expected one of {', '.join(_methods())}")
+    return text
+
+
+def _int(parser: argparse.ArgumentParser, name: str, help_text: str, **kwargs: Any) -> None:
+    """An integer option checked against ``spikeforge.checks.INT_RANGES`` (or, with ``core``,
+    against what the hardware core accepts)."""
+    option = "--" + name.replace("_", "-")
+    if kwargs.pop("core", False):
+        check, shown = core_option(option, name)
+    else:
+        lo, hi = INT_RANGES[name]
+        check, shown = int_option(option, lo, hi), f"{lo}..{hi}"
+    default = kwargs.get("default")
+    shown += f", default {default}" if default is not None else ""
+    parser.add_argument(option, type=check, help=f"{help_text} ({shown})", **kwargs)
+
+
+def _float(parser: argparse.ArgumentParser, name: str, help_text: str, **kwargs: Any) -> None:
+    from spikeforge.checks import float_range_text
+
+    option = "--" + name.replace("_", "-")
+    default = kwargs.get("default")
+    shown = float_range_text(name) + (f", default {default:g}" if default is not None else "")
+    parser.add_argument(
+        option, type=float_option(option, *FLOAT_RANGES[name]), help=f"{help_text} ({shown})",
+        **kwargs,
+    )  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``spikeforge train``."""
+    """Options of ``spikeforge train``; every number is range-checked while parsing."""
     add = parser.add_argument
+    per_set = "default: per dataset"
     add("--dataset", default="digits", choices=sorted(DEFAULTS), help="dataset (default digits)")
     add("--data", metavar="DIR", help="directory with the IDX files (fashion-mnist, mnist)")
-    add("--out", metavar="BUNDLE_DIR", required=True, help="bundle directory to write")
-    add("--method", default="hybrid", help=f"training method: {', '.join(METHOD_NAMES)}")
-    add("--arch", help="hidden layers, e.g. 256-128 or c32k3s2-c64k3s2-256")
-    add("--timesteps", type=int, help="time steps T")
-    add("--w-bits", type=int, default=6, help="weight bits, 2..8 (default 6)")
-    add("--v-bits", type=int, default=16, help="membrane potential bits (default 16)")
-    add("--encoding", default="direct", choices=("direct", "poisson", "latency"))
-    add("--surrogate", default="triangle", choices=("triangle", "lee", "fast_sigmoid", "gaussian"))
-    add("--reset", default="sub", choices=("sub", "zero", "none"))
-    add("--leak", default="mult", choices=("mult", "shift", "none"), help="leak mode")
-    add("--quant", default="affine", choices=("affine", "symmetric", "none"), help="QAT mode")
-    add("--dropout", type=float)
-    add("--batch-size", type=int)
-    add("--ann-epochs", type=int, help="ANN pre-training epochs (hybrid)")
-    add("--snn-epochs", type=int, help="quantised SNN epochs")
-    add("--bittrue-epochs", type=int, help="bit-true fine-tuning epochs")
-    add("--ann-lr", type=float, default=1e-3)
-    add("--snn-lr", type=float, default=1e-3)
-    add("--bittrue-lr", type=float, default=2e-4)
+    add(
+        "--out",
+        metavar="BUNDLE_DIR",
+        required=True,
+        help="bundle directory to write: new, empty, or holding a bundle (else --force)",
+    )
+    add("--force", action="store_true", help="write into a non-empty directory that is no bundle")
+    add(
+        "--method",
+        default="hybrid",
+        type=_method,
+        choices=LazyChoices(_methods),
+        metavar="METHOD",
+        help="training method (default hybrid): %(choices)s",
+    )
+    add("--arch", help=f"hidden layers, e.g. 256-128 or c32k3s2-c64k3s2-256 ({per_set})")
+    _int(parser, "timesteps", f"time steps T; {per_set}")
+    _int(parser, "w_bits", "weight bits", default=6, core=True)
+    _int(parser, "v_bits", "membrane potential bits", default=16, core=True)
+    add("--encoding", default="direct", choices=TRAIN_CHOICES["encoding"])
+    add("--surrogate", default="triangle", choices=TRAIN_CHOICES["surrogate"])
+    add("--reset", default="sub", choices=TRAIN_CHOICES["reset"])
+    add("--leak", default="mult", choices=TRAIN_CHOICES["leak_mode"], help="leak mode")
+    add("--quant", default="affine", choices=TRAIN_CHOICES["quant"], help="QAT mode")
+    _float(parser, "dropout", f"dropout; {per_set}")
+    _int(parser, "batch_size", f"batch size; {per_set}")
+    _int(parser, "ann_epochs", f"ANN pre-training epochs (hybrid); {per_set}")
+    _int(parser, "snn_epochs", f"quantised SNN epochs; {per_set}")
+    _int(parser, "bittrue_epochs", f"bit-true fine-tuning epochs; {per_set}")
+    _float(parser, "ann_lr", "ANN learning rate", default=1e-3)
+    _float(parser, "snn_lr", "SNN learning rate", default=1e-3)
+    _float(parser, "bittrue_lr", "bit-true learning rate", default=2e-4)
     add("--augment", action="store_true", help="random flips and 2-pixel shifts (image sets)")
-    add("--eval-every", type=int, default=1, metavar="N", help="test accuracy every N epochs")
+    _int(parser, "eval_every", "test accuracy every N epochs", default=1, metavar="N")
     add(
         "--method-option",
         action="append",
@@ -70,211 +107,94 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="a setting of the chosen method (repeatable), e.g. gradient=aggregate for lee2020",
     )
-    add("--seed", type=int, default=0)
-    add("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    add("--limit-train", type=int, metavar="N", help="use only the first N training samples")
-    add("--limit-test", type=int, metavar="N", help="use only the first N test samples")
+    _int(parser, "seed", "random seed", default=0)
+    _int(parser, "threads", "torch CPU threads", default=2)
+    _int(parser, "limit_train", "use only the first N training samples", metavar="N")
+    _int(parser, "limit_test", "use only the first N test samples", metavar="N")
     add("--no-progress", action="store_true", help="no progress bars")
     add("--no-plots", action="store_true", help="skip the plots")
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from spikeforge.algo.methods import METHODS
-    from spikeforge.algo.training.pipeline import TrainConfig
+    """The checked ``TrainConfig`` the options describe (``UsageError`` naming the option)."""
+    from spikeforge.api import OptionError, train_config
     from spikeforge.cli.errors import UsageError
 
-    if args.method not in METHODS:
-        raise UsageError(f"unknown --method {args.method!r}; expected one of {sorted(METHODS)}")
-    defaults = DEFAULTS[args.dataset]
-    pick = {
-        key: getattr(args, key) if getattr(args, key) is not None else defaults[key]
-        for key in defaults
-    }
-    if args.method == "scatter-gather" and args.timesteps is None:
-        pick["timesteps"] = 1  # neuron groups answer in one step (Zou et al.)
-    if not 2 <= args.w_bits <= 8:
-        raise UsageError(f"--w-bits must be in 2..8, got {args.w_bits}")
-    if not 4 <= args.v_bits <= 32:
-        raise UsageError(f"--v-bits must be in 4..32, got {args.v_bits}")
-    if pick["timesteps"] < 1:
-        raise UsageError(f"--timesteps must be at least 1, got {pick['timesteps']}")
-    if not 0.0 <= pick["dropout"] < 1.0:
-        raise UsageError(f"--dropout must be in [0, 1), got {pick['dropout']}")
-    if args.eval_every < 1:
-        raise UsageError(f"--eval-every must be at least 1, got {args.eval_every}")
-    if pick["batch_size"] < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {pick['batch_size']}")
     options = {}
     for item in args.method_option:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--method-option expects KEY=VALUE, got {item!r}")
         options[key.strip()] = value.strip()
-    return TrainConfig(
-        **pick,
-        method_options=options,
-        method=args.method,
-        w_bits=args.w_bits,
-        v_bits=args.v_bits,
-        encoding=args.encoding,
-        surrogate=args.surrogate,
-        reset=args.reset,
-        leak_mode=args.leak,
-        quant=args.quant,
-        ann_lr=args.ann_lr,
-        snn_lr=args.snn_lr,
-        bittrue_lr=args.bittrue_lr,
-        seed=args.seed,
-        augment=args.augment,
-        eval_every=args.eval_every,
-    )
+    _method(args.method)
+    try:
+        return train_config(
+            args.dataset,
+            method=args.method,
+            arch=args.arch,
+            timesteps=args.timesteps,
+            dropout=args.dropout,
+            batch_size=args.batch_size,
+            ann_epochs=args.ann_epochs,
+            snn_epochs=args.snn_epochs,
+            bittrue_epochs=args.bittrue_epochs,
+            w_bits=args.w_bits,
+            v_bits=args.v_bits,
+            encoding=args.encoding,
+            surrogate=args.surrogate,
+            reset=args.reset,
+            leak_mode=args.leak,
+            quant=args.quant,
+            ann_lr=args.ann_lr,
+            snn_lr=args.snn_lr,
+            bittrue_lr=args.bittrue_lr,
+            seed=args.seed,
+            augment=args.augment,
+            eval_every=args.eval_every,
+            method_options=options,
+        )
+    except OptionError as exc:
+        raise UsageError(_option_message(exc)) from None
+
+
+def _option_message(exc: Exception) -> str:
+    """An ``OptionError`` message with the setting's name spelled as its command-line option."""
+    head, _, rest = str(exc).partition(" ")
+    names = {"arch", "method", "leak_mode", *INT_RANGES, *FLOAT_RANGES, *TRAIN_CHOICES}
+    if head in names:
+        flag = "--leak" if head == "leak_mode" else "--" + head.replace("_", "-")
+        return f"{flag} {rest}"
+    return str(exc)
 
 
 def main(args: argparse.Namespace) -> int:
     """Train, export, verify against the golden model, write metrics and plots."""
-    started = time.perf_counter()
-    import numpy as np
-    import torch
+    from spikeforge import api
+    from spikeforge.algo.training.pipeline import Trainer
+    from spikeforge.cli.errors import EXIT_DIFFERS, UsageError, user_errors
 
-    from spikeforge.algo.snn import bittrue
-    from spikeforge.algo.snn.models import parse_arch
-    from spikeforge.algo.training.export import export
-    from spikeforge.algo.training.pipeline import Trainer, evaluate, fixed_inputs, train
-    from spikeforge.algo.training.report import (
-        firing_rates,
-        plot_firing_rates,
-        plot_raster,
-        plot_training_curves,
-        write_json,
-    )
-    from spikeforge.cli.errors import UsageError
-    from spikeforge.sim import golden
-    from spikeforge.sim.bundle import load_bundle
-    from spikeforge.sim.datasets import DataError, load_dataset
-
-    torch.set_num_threads(max(1, args.threads))
-    config = _config(args)
     try:
-        parse_arch(config.arch)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        data = load_dataset(args.dataset, args.data)
-    except (DataError, OSError) as exc:
-        raise UsageError(str(exc)) from None
-    data = data.limited(args.limit_train, args.limit_test)
-    print(
-        f"spikeforge train: {args.dataset} ({len(data.y_train)} train / {len(data.y_test)} test), "
-        f"{config.method}, arch {config.arch}, T={config.timesteps}, {config.w_bits}-bit weights"
-    )
-    trainer = Trainer(progress=not args.no_progress)
-    result = train(config, data, trainer)
-    net = result.net
-
-    accuracy: dict[str, float | None] = {}
-    ann_phase = [h for h in result.history if h["phase"] == "ann" and "test_acc" in h]
-    accuracy["ann"] = ann_phase[-1]["test_acc"] if ann_phase else None
-    accuracy["float"] = evaluate(net, data.x_test, data.y_test, "float", trainer.eval_seed)
-    accuracy["fake_quant"] = evaluate(net, data.x_test, data.y_test, "quant", trainer.eval_seed)
-
-    x_test = fixed_inputs(net, data.x_test, trainer.eval_seed)
-    with torch.no_grad():
-        net.set_mode("bittrue").eval()
-        ours = [
-            bittrue.to_result(net.run_bittrue(x_test[i : i + 500]))
-            for i in range(0, len(x_test), 500)
-        ]
-    bit_pred = np.concatenate([r.pred for r in ours])
-    accuracy["bit_true"] = float(np.mean(bit_pred == data.y_test))
-
-    meta = {
-        "training": {
-            "dataset": args.dataset,
-            "method": config.method,
-            "config": config.to_dict(),
-            "test_accuracy": dict(accuracy),
-        }
-    }
-    out = export(net, args.out, meta)
-    bundle = load_bundle(out)
-    x_np = x_test.numpy().astype(
-        np.uint8 if bundle.input.encoding == "spikes" or not data.signed else np.int16
-    )
-    np.save(out / "test_x.npy", x_np)
-    np.save(out / "test_y.npy", data.y_test.astype(np.int64))
-    gold = golden.run(bundle, x_np)
-    accuracy["golden"] = golden.accuracy(gold, data.y_test)
-
-    compared_spikes = 0
-    mismatches = []
-    for name in gold.spikes:
-        mine = np.concatenate([r.spikes[name] for r in ours])
-        compared_spikes += mine.size
-        if not np.array_equal(mine, gold.spikes[name]):
-            mismatches.append(f"spikes of {name}")
-    v_ours = np.concatenate([r.v_out for r in ours])
-    if not np.array_equal(v_ours, gold.v_out):
-        mismatches.append("output potentials")
-
-    rates = firing_rates(gold.spikes)
-    n = len(data.y_test)
-    metrics = {
-        "dataset": args.dataset,
-        "method": config.method,
-        "arch": config.arch,
-        "timesteps": config.timesteps,
-        "w_bits": config.w_bits,
-        "v_bits": config.v_bits,
-        "encoding": config.encoding,
-        "test_samples": n,
-        "accuracy": accuracy,
-        "bit_true_vs_golden": {
-            "equal": not mismatches,
-            "spike_values_compared": compared_spikes,
-            "output_potentials_compared": int(gold.v_out.size),
-            "mismatches": mismatches,
-        },
-        "firing_rates": rates,
-        "spikes_per_sample": {k: float(v.sum()) / n for k, v in gold.spikes.items()},
-        "operations": {k: vars(c) for k, c in gold.counters.items()},
-        "operations_per_sample": {
-            k: {key: value / n for key, value in vars(c).items()} for k, c in gold.counters.items()
-        },
-        "layers": [
-            {
-                "name": layer.name,
-                "kind": layer.kind,
-                "out_shape": list(layer.out_shape),
-                "threshold": layer.threshold
-                if not hasattr(layer.threshold, "shape")
-                else "per-neuron",
-                "leak": {
-                    "mode": layer.leak.mode,
-                    **(
-                        {"lam": layer.leak.lam, "frac": layer.leak.frac}
-                        if layer.leak.mode == "mult"
-                        else {}
-                    ),
-                    **({"k": layer.leak.k} if layer.leak.mode == "shift" else {}),
-                },
-                "input_shift": layer.input_shift,
-            }
-            for layer in bundle.layers
-        ],
-        "train_seconds": result.seconds,
-        "total_seconds": None,
-        "config": config.to_dict(),
-        "history": result.history,
-    }
-    if not args.no_plots:
-        plots = out / "plots"
-        plot_training_curves(result.history, plots / "training_curves.png")
-        one = golden.run(bundle, x_np[:1], record_potentials=True)
-        potentials = one.potentials[bundle.layers[-1].name] if one.potentials else None
-        plot_raster(one.spikes, potentials, plots / "raster.png", label=int(data.y_test[0]))
-        plot_firing_rates(rates, plots / "firing_rates.png")
-    metrics["total_seconds"] = time.perf_counter() - started
-    write_json(out / "metrics.json", metrics)
+        config = _config(args)
+        trainer = Trainer(progress=not args.no_progress)
+        result = api.train(
+            args.dataset,
+            args.out,
+            config=config,
+            data_dir=args.data,
+            limit_train=args.limit_train,
+            limit_test=args.limit_test,
+            threads=args.threads,
+            plots=not args.no_plots,
+            force=args.force,
+            trainer=trainer,
+            log=print,
+        )
+    except user_errors() as exc:
+        raise UsageError(_option_message(exc)) from None
+    if result is None:  # stopped without a bundle (see spikeforge.api.train's ``fit``)
+        return 0
+    metrics = result.metrics
+    accuracy = metrics["accuracy"]
 
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.2f}%"
@@ -282,14 +202,16 @@ def main(args: argparse.Namespace) -> int:
     print(
         "test accuracy: "
         + ", ".join(f"{key} {pct(value)}" for key, value in accuracy.items())
-        + f"; trained in {result.seconds:.1f} s"
+        + f"; trained in {metrics['train_seconds']:.1f} s"
     )
-    print(f"wrote {out} (bundle, metrics.json{'' if args.no_plots else ', plots/'})")
-    if mismatches:
-        print(f"ERROR: the bit-true forward pass differs from the golden model: {mismatches}")
-        return 1
+    print(f"wrote {result.out} (bundle, metrics.json{'' if args.no_plots else ', plots/'})")
+    check = metrics["bit_true_vs_golden"]
+    if not check["equal"]:
+        differ = ", ".join(check["mismatches"])
+        print(f"ERROR: the bit-true forward pass differs from the golden model: {differ}")
+        return EXIT_DIFFERS
     print(
-        f"bit-true == golden on {compared_spikes} spike values and {gold.v_out.size} output "
-        "potentials"
+        f"bit-true == golden on {check['spike_values_compared']} spike values and "
+        f"{check['output_potentials_compared']} output potentials"
     )
     return 0

@@ -21,7 +21,7 @@ from spikeforge.sim.bundle import Bundle, InputSpec, Layer, load_bundle, save_bu
 from spikeforge.sim.semantics import Leak, signed_range
 
 from spikeforge import cli
-from spikeforge.rtl_sim import counter_mismatches, first_mismatch, run_chips
+from spikeforge.rtl_flow import counter_mismatches, first_mismatch, run_chips
 
 SEED = 7007
 SAMPLES = 5
@@ -247,7 +247,7 @@ def test_rtl_sim_cli_equals_spikeforge_run(simulator, tmp_path, capsys):
 
 def test_rtl_sim_cli_mismatch_exits_nonzero(tmp_path, capsys, monkeypatch):
     """A corrupted RTL result: exit 1, the first (sample, step, layer, neuron) on stderr."""
-    from spikeforge import rtl_sim
+    from spikeforge import rtl_flow
 
     rng = np.random.default_rng(12)
     bundle = _saved(random_bundle(rng, "spikes", 2), tmp_path / "b")
@@ -260,9 +260,9 @@ def test_rtl_sim_cli_mismatch_exits_nonzero(tmp_path, capsys, monkeypatch):
         arrays["spikes.l0"][2, 0, 0] ^= 1
         counters = np.zeros((x.shape[0], plan.n_cores, 4), dtype=np.int64)
         cycles = np.ones(x.shape[0], dtype=np.int64)
-        return rtl_sim.RtlRun(plan, arrays, cycles, counters, {}, {"generate": 0, "simulate": 0})
+        return rtl_flow.RtlRun(plan, arrays, cycles, counters, {}, {"generate": 0, "simulate": 0})
 
-    monkeypatch.setattr(rtl_sim, "run_chip", fake_run)
+    monkeypatch.setattr(rtl_flow, "run_chip", fake_run)
     rc = cli.main(["rtl-sim", str(tmp_path / "b"), "--input", str(tmp_path / "x.npy"),
                    "--out", str(tmp_path / "r.npz")])  # fmt: skip
     err = capsys.readouterr().err

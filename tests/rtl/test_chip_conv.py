@@ -16,7 +16,7 @@ from spikeforge.sim import golden
 from spikeforge.sim.bundle import Bundle, InputSpec, Layer
 from spikeforge.sim.semantics import Leak, signed_range
 
-from spikeforge.rtl_sim import counter_mismatches, first_mismatch, run_chips
+from spikeforge.rtl_flow import counter_mismatches, first_mismatch, run_chips
 
 
 def conv_bundle(

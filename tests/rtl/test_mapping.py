@@ -28,7 +28,7 @@ from spikeforge.sim import golden
 from spikeforge.sim.bundle import Bundle, InputSpec, Layer
 from spikeforge.sim.semantics import Leak
 
-from spikeforge.rtl_sim import counter_mismatches, first_mismatch, run_chip
+from spikeforge.rtl_flow import counter_mismatches, first_mismatch, run_chip
 
 #: Table 2's example: a 4x4x128 map, 2x2x128x256 kernel, stride 2, 1-bit conv (k_rep 1, k_wei 2).
 EXAMPLE = LayerShape(4, 4, 128, 256, kernel=2, stride=2, name="example")

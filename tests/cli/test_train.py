@@ -135,3 +135,27 @@ def test_augmentation_only_moves_codes():
     assert all(
         torch.equal(a, b) or torch.equal(a, b.flip(2)) for a, b in zip(x, centred, strict=True)
     )
+
+
+def test_force_and_retrain_keep_the_files_beside_the_bundle(tmp_path, capsys):
+    """A non-empty directory needs --force; a retrain into a bundle directory replaces only
+    what train writes, so unrelated files (and an older rtl.npz) survive."""
+    from spikeforge import cli
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    argv = ["train", "--out", str(out), "--limit-train", "200", "--limit-test", "50"]
+    argv += ["--arch", "16", "--ann-epochs", "1", "--snn-epochs", "1", "--bittrue-epochs", "0"]
+    argv += ["--no-plots", "--no-progress", "--threads", "1"]
+    assert cli.main(argv) == 2
+    assert "non-empty" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert cli.main([*argv, "--force"]) == 0
+    (out / "rtl.npz").write_bytes(b"older result")
+    assert cli.main(argv) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"keep.txt", "rtl.npz", "manifest.json", "weights.npz", "metrics.json"} <= names
+    assert (out / "keep.txt").read_text() == "mine"
+    assert (out / "rtl.npz").read_bytes() == b"older result"
+    assert load_bundle(out).timesteps == 5
