@@ -76,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--limit-test", type=int, metavar="N", help="use only the first N test samples")
     add("--no-progress", action="store_true", help="no progress bars")
     add("--no-plots", action="store_true", help="skip the plots")
+    add_run_control_arguments(parser)
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -139,7 +140,7 @@ def main(args: argparse.Namespace) -> int:
     from spikeforge.algo.snn import bittrue
     from spikeforge.algo.snn.models import parse_arch
     from spikeforge.algo.training.export import export
-    from spikeforge.algo.training.pipeline import Trainer, evaluate, fixed_inputs, train
+    from spikeforge.algo.training.pipeline import Trainer, evaluate, fixed_inputs
     from spikeforge.algo.training.report import (
         firing_rates,
         plot_firing_rates,
@@ -154,6 +155,7 @@ def main(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     config = _config(args)
+    processes = _start_processes(args, config)
     try:
         parse_arch(config.arch)
     except ValueError as exc:
@@ -163,12 +165,17 @@ def main(args: argparse.Namespace) -> int:
     except (DataError, OSError) as exc:
         raise UsageError(str(exc)) from None
     data = data.limited(args.limit_train, args.limit_test)
-    print(
-        f"spikeforge train: {args.dataset} ({len(data.y_train)} train / {len(data.y_test)} test), "
-        f"{config.method}, arch {config.arch}, T={config.timesteps}, {config.w_bits}-bit weights"
-    )
-    trainer = Trainer(progress=not args.no_progress)
-    result = train(config, data, trainer)
+    if processes.is_main:
+        print(
+            f"spikeforge train: {args.dataset} ({len(data.y_train)} train / "
+            f"{len(data.y_test)} test), {config.method}, arch {config.arch}, "
+            f"T={config.timesteps}, {config.w_bits}-bit weights"
+            + (f", {processes.world} processes" if processes.parallel else "")
+        )
+    trainer = Trainer(progress=not args.no_progress and processes.is_main, loader=args.loader)
+    result = _train_with_checkpoints(args, config, data, trainer, processes)
+    if isinstance(result, int):
+        return result
     net = result.net
 
     accuracy: dict[str, float | None] = {}
@@ -195,7 +202,8 @@ def main(args: argparse.Namespace) -> int:
             "test_accuracy": dict(accuracy),
         }
     }
-    out = export(net, args.out, meta)
+    with _checkpoint_kept(args.out):
+        out = export(net, args.out, meta)
     bundle = load_bundle(out)
     x_np = x_test.numpy().astype(
         np.uint8 if bundle.input.encoding == "spikes" or not data.signed else np.int16
@@ -293,3 +301,153 @@ def main(args: argparse.Namespace) -> int:
         "potentials"
     )
     return 0
+
+
+# ------------------------------------------------------------------------------------------
+# checkpoints, resume and multi-process runs (torchrun)
+
+#: Methods whose training goes entirely through the checkpointed loops: they resume exactly
+#: and run under torchrun. Others (bpsr: its own loop) refuse --resume and torchrun.
+RESUMABLE = (
+    "hybrid",
+    "direct",
+    "convert-spikenorm",
+    "convert-percentile",
+    "convert-ecc",
+    "scatter-gather",
+    "bntt",
+    "lee2020",
+)
+CHECKPOINT_DIR = "checkpoint"
+
+
+def add_run_control_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options for checkpoints, resume and data loading."""
+    add = parser.add_argument
+    add(
+        "--resume",
+        metavar="DIR",
+        help="continue the run whose output directory is DIR (its checkpoint/); the other "
+        "options must be those of that run",
+    )
+    add(
+        "--checkpoint-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="write OUT/checkpoint/ after every N epochs (default 1; always after each phase "
+        "and on SIGINT/SIGTERM)",
+    )
+    add(
+        "--loader",
+        default="auto",
+        choices=("auto", "memory", "stream"),
+        help="training data as one in-memory tensor, or streamed through a DataLoader with a "
+        "DistributedSampler (auto: stream above 1 GiB)",
+    )
+
+
+def _start_processes(args: argparse.Namespace, config: Any) -> Any:
+    """This process's place under torchrun (gloo process group joined), or one process."""
+    from spikeforge.algo.training import distributed
+    from spikeforge.cli.errors import UsageError
+
+    if args.checkpoint_every < 1:
+        raise UsageError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
+    if args.resume is not None and config.method not in RESUMABLE:
+        raise UsageError(
+            f"--resume: method {config.method!r} cannot resume exactly (its training loop is "
+            f"not checkpointed); resumable: {', '.join(RESUMABLE)}"
+        )
+    processes = distributed.torchrun_environment() or distributed.SINGLE
+    if processes.parallel:
+        if config.method not in RESUMABLE:
+            raise UsageError(
+                f"torchrun: method {config.method!r} has no multi-process training; "
+                f"supported: {', '.join(RESUMABLE)}"
+            )
+        distributed.start(processes)
+    return processes
+
+
+def _train_with_checkpoints(
+    args: argparse.Namespace, config: Any, data: Any, trainer: Any, processes: Any
+) -> Any:
+    """``train`` with checkpoints in OUT/checkpoint/ (resumed from ``--resume``) and SIGINT /
+    SIGTERM handling; returns the result, or an exit status (interrupted, or not rank 0)."""
+    from pathlib import Path
+
+    from spikeforge.algo.training import distributed
+    from spikeforge.algo.training.checkpoint import (
+        Checkpointer,
+        CheckpointError,
+        TrainingInterrupted,
+    )
+    from spikeforge.algo.training.pipeline import train
+    from spikeforge.cli.errors import UsageError
+
+    torch_deterministic()
+    if not processes.is_main:
+        trainer.log = lambda _message: None
+    run = {
+        "config": config.to_dict(),
+        "dataset": args.dataset,
+        "train_samples": len(data.y_train),
+        "test_samples": len(data.y_test),
+    }
+    try:
+        checkpoints = Checkpointer(
+            Path(args.out) / CHECKPOINT_DIR,
+            run=run,
+            every=args.checkpoint_every,
+            resume=None if args.resume is None else Path(args.resume) / CHECKPOINT_DIR,
+            processes=processes,
+        )
+        checkpoints.attach(trainer)
+        with checkpoints.signals():
+            result = train(config, data, trainer)
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+    except TrainingInterrupted as exc:
+        if processes.is_main:
+            print(f"interrupted: {exc}; continue with --resume {args.out}")
+        return 128 + exc.signum
+    finally:
+        if processes.parallel:
+            distributed.stop()
+    if not processes.is_main:
+        return 0
+    return result
+
+
+def torch_deterministic() -> None:
+    """Deterministic kernels where torch has a choice (same seed and threads: same bytes)."""
+    import torch
+
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+class _checkpoint_kept:
+    """Keep OUT/checkpoint/ across the bundle export (which replaces OUT as a whole)."""
+
+    def __init__(self, out: str) -> None:
+        from pathlib import Path
+
+        self.out = Path(out)
+        self.parked: Path | None = None
+
+    def __enter__(self) -> None:
+        import tempfile
+        from pathlib import Path
+
+        ckpt = self.out / CHECKPOINT_DIR
+        if ckpt.is_dir():
+            self.parked = Path(
+                tempfile.mkdtemp(prefix=f".{self.out.name}.ckpt.", dir=self.out.parent)
+            )
+            ckpt.replace(self.parked / CHECKPOINT_DIR)
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.parked is not None:
+            (self.parked / CHECKPOINT_DIR).replace(self.out / CHECKPOINT_DIR)
+            self.parked.rmdir()
