@@ -172,7 +172,11 @@ def main(args: argparse.Namespace) -> int:
             f"T={config.timesteps}, {config.w_bits}-bit weights"
             + (f", {processes.world} processes" if processes.parallel else "")
         )
-    trainer = Trainer(progress=not args.no_progress and processes.is_main, loader=args.loader)
+    trainer = Trainer(
+        progress=not args.no_progress and processes.is_main,
+        processes=processes,
+        loader=args.loader,
+    )
     result = _train_with_checkpoints(args, config, data, trainer, processes)
     if isinstance(result, int):
         return result
