@@ -135,10 +135,12 @@ def start(processes: Processes) -> None:
         dist.init_process_group("gloo", rank=processes.rank, world_size=processes.world)
 
 
-def stop() -> None:
-    """Leave the process group (after a barrier, so no process exits while others wait)."""
+def stop(*, barrier: bool = True) -> None:
+    """Leave the process group, after a barrier (no process exits while others still need
+    it) unless this process is stopping on an error or a signal."""
     if dist.is_initialized():
-        dist.barrier()
+        if barrier:
+            dist.barrier()
         dist.destroy_process_group()
 
 

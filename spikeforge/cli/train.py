@@ -9,7 +9,9 @@ bundle receives them, for ``spikeforge run``). Heavy imports happen inside ``mai
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 #: Per-dataset defaults (anything not given on the command line).
@@ -379,10 +381,12 @@ def _train_with_checkpoints(
 ) -> Any:
     """``train`` with checkpoints in OUT/checkpoint/ (resumed from ``--resume``) and SIGINT /
     SIGTERM handling; returns the result, or an exit status (interrupted, or not rank 0)."""
+    import signal
     from pathlib import Path
 
     from spikeforge.algo.training import distributed
     from spikeforge.algo.training.checkpoint import (
+        STATE_FILE,
         Checkpointer,
         CheckpointError,
         TrainingInterrupted,
@@ -390,7 +394,6 @@ def _train_with_checkpoints(
     from spikeforge.algo.training.pipeline import train
     from spikeforge.cli.errors import UsageError
 
-    torch_deterministic()
     if not processes.is_main:
         trainer.log = lambda _message: None
     run = {
@@ -408,27 +411,41 @@ def _train_with_checkpoints(
             processes=processes,
         )
         checkpoints.attach(trainer)
-        with checkpoints.signals():
+        with checkpoints.signals(), torch_deterministic():
             result = train(config, data, trainer)
     except CheckpointError as exc:
+        distributed.stop(barrier=False)
         raise UsageError(str(exc)) from None
     except TrainingInterrupted as exc:
+        distributed.stop(barrier=False)
         if processes.is_main:
-            print(f"interrupted: {exc}; continue with --resume {args.out}")
+            saved = (Path(args.out) / CHECKPOINT_DIR / STATE_FILE).is_file()
+            hint = (
+                f"continue with --resume {args.out}"
+                if saved and config.method in RESUMABLE
+                else "no checkpoint to resume from"
+            )
+            print(f"interrupted: stopped by {signal.Signals(exc.signum).name}; {hint}")
         return 128 + exc.signum
-    finally:
-        if processes.parallel:
-            distributed.stop()
+    distributed.stop()
     if not processes.is_main:
         return 0
     return result
 
 
-def torch_deterministic() -> None:
-    """Deterministic kernels where torch has a choice (same seed and threads: same bytes)."""
+@contextlib.contextmanager
+def torch_deterministic() -> Iterator[None]:
+    """Deterministic kernels where torch has a choice (same seed and threads: same bytes),
+    for the duration; the previous setting comes back after."""
     import torch
 
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
 
 
 class _checkpoint_kept:
