@@ -193,3 +193,18 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         checkpoint.write_atomically(target, {"a": Bad()})
     assert torch.equal(torch.load(target, weights_only=True)["a"], torch.arange(3))
     assert sorted(p.name for p in target.parent.iterdir()) == [checkpoint.STATE_FILE]
+
+
+def test_resume_streamed_data(tmp_path, monkeypatch):
+    """``--loader stream`` (DataLoader + DistributedSampler): SIGTERM mid-epoch, resume, the
+    bytes of an uninterrupted streamed run."""
+    out_ref = tmp_path / "ref-stream"
+    assert _run(out_ref, "--loader", "stream") == 0
+    out = tmp_path / "stream"
+    written = _stop_after_write(monkeypatch, 2, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    assert _run(out, "--loader", "stream") == 128 + signal.SIGTERM
+    assert written[-1]["phase"] == "ann" and written[-1]["batch"] == 1
+    assert written[-1]["order"] is None  # the sampler orders streamed data
+    monkeypatch.undo()
+    assert _run(out, "--loader", "stream", "--resume", str(out)) == 0
+    assert _digests(out) == _digests(out_ref)
