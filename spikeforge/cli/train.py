@@ -354,7 +354,8 @@ def add_run_control_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _start_processes(args: argparse.Namespace, config: Any) -> Any:
-    """This process's place under torchrun (gloo process group joined), or one process."""
+    """Check the run-control options, then this process's place under torchrun (gloo process
+    group joined), or one process."""
     from spikeforge.algo.training import distributed
     from spikeforge.cli.errors import UsageError
 
@@ -448,27 +449,22 @@ def torch_deterministic() -> Iterator[None]:
         torch.use_deterministic_algorithms(before, warn_only=warn_only)
 
 
-class _checkpoint_kept:
+@contextlib.contextmanager
+def _checkpoint_kept(out: str) -> Iterator[None]:
     """Keep OUT/checkpoint/ across the bundle export (which replaces OUT as a whole)."""
+    import tempfile
+    from pathlib import Path
 
-    def __init__(self, out: str) -> None:
-        from pathlib import Path
-
-        self.out = Path(out)
-        self.parked: Path | None = None
-
-    def __enter__(self) -> None:
-        import tempfile
-        from pathlib import Path
-
-        ckpt = self.out / CHECKPOINT_DIR
-        if ckpt.is_dir():
-            self.parked = Path(
-                tempfile.mkdtemp(prefix=f".{self.out.name}.ckpt.", dir=self.out.parent)
-            )
-            ckpt.replace(self.parked / CHECKPOINT_DIR)
-
-    def __exit__(self, *_exc: object) -> None:
-        if self.parked is not None:
-            (self.parked / CHECKPOINT_DIR).replace(self.out / CHECKPOINT_DIR)
-            self.parked.rmdir()
+    target = Path(out)
+    ckpt = target / CHECKPOINT_DIR
+    if not ckpt.is_dir():
+        yield
+        return
+    parked = Path(tempfile.mkdtemp(prefix=f".{target.name}.ckpt.", dir=target.parent))
+    ckpt.replace(parked / CHECKPOINT_DIR)
+    try:
+        yield
+    finally:
+        target.mkdir(parents=True, exist_ok=True)
+        (parked / CHECKPOINT_DIR).replace(ckpt)
+        parked.rmdir()
