@@ -402,6 +402,7 @@ def _train_with_checkpoints(
         "dataset": args.dataset,
         "train_samples": len(data.y_train),
         "test_samples": len(data.y_test),
+        "loader": args.loader,
     }
     try:
         checkpoints = Checkpointer(

@@ -170,6 +170,8 @@ def test_resume_refuses_other_runs_and_methods(tmp_path, reference):
         train_cli.main(
             _args("--out", str(tmp_path / "x"), *SMALL, "--snn-epochs", "4", "--resume", str(done))
         )
+    with pytest.raises(UsageError, match=r"different run.*loader"):
+        _run(tmp_path / "v", "--loader", "stream", "--resume", str(done))
     with pytest.raises(UsageError, match="no checkpoint"):
         _run(tmp_path / "y", "--resume", str(tmp_path / "nowhere"))
     with pytest.raises(UsageError, match="'bpsr' cannot resume"):
