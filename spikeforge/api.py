@@ -326,11 +326,13 @@ def train(
         training_bytes(config, data.image_shape, len(data.y_test)),
         f"training {config.arch} with T={config.timesteps}, batch {config.batch_size}",
     )
+    trainer = trainer or Trainer(progress=False, log=say)
+    world = trainer.processes.world if trainer.processes.parallel else 1
     say(
         f"spikeforge train: {dataset} ({len(data.y_train)} train / {len(data.y_test)} test), "
         f"{config.method}, arch {config.arch}, T={config.timesteps}, {config.w_bits}-bit weights"
+        + (f", {world} processes" if world > 1 else "")
     )
-    trainer = trainer or Trainer(progress=False, log=say)
     result = (fit or fit_method)(config, data, trainer)
     if result is None:
         return None

@@ -300,6 +300,7 @@ def train_bntt(
         phase="bntt",
         label="bntt",
         eval_every=eval_every,
+        generators=(generator,),
     )
 
 

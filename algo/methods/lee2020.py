@@ -443,6 +443,8 @@ def train_lee(
         phase=f"lee2020-{net.gradient}",
         label=f"lee2020 ({net.gradient})",
         eval_every=eval_every,
+        generators=(generator,),
+        summed_loss=True,
     )
 
 

@@ -3,7 +3,9 @@
 
 Both run the same epoch: shuffle with a numpy generator seeded once per run, cut mini-batches,
 one optimiser step per batch, a learning-rate schedule step per epoch, then a history record
-(with the test accuracy every ``eval_every`` epochs and after the last) and one log line. What
+(with the test accuracy every ``eval_every`` epochs and after the last) and one log line. The
+loop writes checkpoints and resumes from them (``spikeforge.algo.training.checkpoint``) and
+splits batches across processes (``spikeforge.algo.training.distributed``) as ``fit`` does. What
 differs is passed in: how a batch becomes ``(loss, output)`` and how much of the running loss
 it adds, and how the test accuracy is measured.
 """
@@ -12,11 +14,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from spikeforge.algo.training.checkpoint import open_phase
+from spikeforge.algo.training.distributed import Shards
 from torch import Tensor, nn
 
 if TYPE_CHECKING:  # spikeforge.algo.training.pipeline imports the trainers that import this module
@@ -41,39 +45,84 @@ def run_epochs(
     phase: str,
     label: str,
     eval_every: int = 1,
+    generators: Sequence[torch.Generator] = (),
+    summed_loss: bool = False,
 ) -> None:
     """Train ``net`` for ``epochs``; records go to ``trainer.history``, lines to ``trainer.log``.
 
     ``batch_step(x, y)`` returns ``(loss to backpropagate, network output, loss to add to the
     epoch total)``; the record's ``loss`` is that total divided by the number of samples.
+    ``generators``: the torch generators ``batch_step`` draws from (their states go into the
+    checkpoints, so a resumed run draws the same). With several ``trainer.processes`` each
+    batch is split across them and the gradients are averaged before every step;
+    ``summed_loss`` says the loss is a sum over the batch (not a mean), which the split needs.
     """
+    procs = trainer.processes
     rng = np.random.default_rng(seed)
-    for epoch in range(epochs):
-        net.train()
-        start, total_loss, correct = time.perf_counter(), 0.0, 0
-        order = torch.as_tensor(rng.permutation(len(y_all)))
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            loss, output, loss_total = batch_step(x_all[idx], y_all[idx])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total_loss += loss_total
-            correct += int((output.argmax(1) == y_all[idx]).sum())
-        schedule.step()
-        record: dict[str, Any] = {
-            "phase": phase,
-            "mode": "float",
-            "epoch": epoch + 1,
-            "loss": total_loss / len(y_all),
-            "train_acc": correct / len(y_all),
-            "seconds": time.perf_counter() - start,
-        }
-        if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
-            record["test_acc"] = test_accuracy()
-        trainer.history.append(record)
-        trainer.log(
-            f"{label} epoch {epoch + 1}/{epochs}: loss {record['loss']:.4f}, train "
-            f"{record['train_acc']:.4f}, test {record.get('test_acc', math.nan):.4f} "
-            f"({record['seconds']:.1f} s)"
-        )
+    loop = open_phase(
+        trainer,
+        phase,
+        net=net,
+        optimiser=optimiser,
+        schedule=schedule,
+        shuffle=rng,
+        generators=generators,
+    )
+    if loop.skipped:
+        return
+    progress = loop.restore()
+    procs.broadcast_state(net)
+    params = [p for group in optimiser.param_groups for p in group["params"]]
+    shards = Shards(
+        x_all.numpy(),
+        y_all.numpy(),
+        batch_size,
+        seed=seed,
+        processes=procs,
+        loader=trainer.loader,
+        workers=trainer.loader_workers,
+    )
+    with loop.training():
+        while progress.epoch < epochs:
+            net.train()
+            start = time.perf_counter() - progress.seconds
+            if progress.order is None:
+                progress.order = shards.order(rng)
+            for batch in shards.epoch(progress.epoch, progress.order, progress.batch):
+                loss, output, loss_total = batch_step(batch.x, batch.y)
+                optimiser.zero_grad(set_to_none=True)
+                weight = batch.weight
+                if summed_loss and weight:  # a sum over the share: x world undoes the average
+                    weight = float(procs.world)
+                (loss if weight == 1.0 else loss * weight).backward()
+                procs.average_gradients(params)
+                optimiser.step()
+                if batch.weight:
+                    progress.total_loss += loss_total
+                    progress.correct += int((output.argmax(1) == batch.y).sum())
+                progress.batch += 1
+                progress.seconds = time.perf_counter() - start
+                loop.stop_if_requested(progress)
+            schedule.step()
+            total_loss, correct = procs.sum([progress.total_loss, progress.correct])
+            record: dict[str, Any] = {
+                "phase": phase,
+                "mode": "float",
+                "epoch": progress.epoch + 1,
+                "loss": total_loss / len(y_all),
+                "train_acc": int(correct) / len(y_all),
+                "seconds": time.perf_counter() - start,
+            }
+            if procs.is_main and (
+                (progress.epoch + 1) % eval_every == 0 or progress.epoch + 1 == epochs
+            ):
+                record["test_acc"] = test_accuracy()
+            trainer.history.append(record)
+            trainer.log(
+                f"{label} epoch {progress.epoch + 1}/{epochs}: loss {record['loss']:.4f}, train "
+                f"{record['train_acc']:.4f}, test {record.get('test_acc', math.nan):.4f} "
+                f"({record['seconds']:.1f} s)"
+            )
+            progress.next_epoch()
+            loop.epoch_done(progress, epochs)
+    procs.broadcast_state(net)

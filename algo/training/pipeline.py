@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from spikeforge.algo.snn.models import SNN, build_snn
 from spikeforge.algo.snn.neurons import LIF
+from spikeforge.algo.training.checkpoint import Checkpointer, open_phase
+from spikeforge.algo.training.distributed import SINGLE, Processes, Shards
 from spikeforge.algo.training.registry import get_method
 from spikeforge.sim.datasets import Dataset
 from torch import Tensor
@@ -65,12 +67,18 @@ class TrainConfig:
 
 @dataclass
 class Trainer:
-    """Shared state of a run: history records, progress bars, the evaluation seed."""
+    """Shared state of a run: history records, progress bars, the evaluation seed, and the
+    run's checkpointer, processes (``torchrun``) and data loading (``memory``/``stream``/
+    ``auto``, see ``spikeforge.algo.training.distributed``)."""
 
     progress: bool = True
     history: list[dict[str, Any]] = field(default_factory=list)
     log: Callable[[str], None] = print
     eval_seed: int = 1234
+    checkpoints: Checkpointer | None = None
+    processes: Processes = SINGLE
+    loader: str = "auto"
+    loader_workers: int = 0
 
 
 def input_shape_for(arch: str, data: Dataset) -> tuple[int, ...]:
@@ -180,66 +188,106 @@ def fit(
     """Train ``net`` in ``mode`` with Adam and cosine decay; evaluates on the test split.
 
     ``augment`` applies ``augment_batch`` (flips and small shifts) to every training batch.
+    With ``trainer.checkpoints`` the loop writes checkpoints and resumes from one; with several
+    ``trainer.processes`` each batch is split across them and ``net`` trains under DDP.
     """
     if epochs <= 0:
         return
     from tqdm import tqdm
 
+    procs = trainer.processes
     net.set_mode(mode)
     params = [p for p in net.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    batches = math.ceil(len(data.y_train) / batch_size)
+    shards = Shards(
+        data.x_train,
+        data.y_train,
+        batch_size,
+        seed=seed,
+        processes=procs,
+        loader=trainer.loader,
+        workers=trainer.loader_workers,
+    )
+    batches = shards.batches
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * batches)
     rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
-    x_all, y_all = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
+    generator = torch.Generator().manual_seed(procs.rank_seed(seed))
+    loop = open_phase(
+        trainer,
+        phase,
+        net=net,
+        optimiser=optimiser,
+        schedule=schedule,
+        shuffle=rng,
+        generators=(generator,),
+    )
+    if loop.skipped:
+        return
+    progress = loop.restore()
+    procs.broadcast_state(net)
+    model = procs.wrap(net)
+    n_train = len(data.y_train)
     bar = tqdm(
         total=epochs * batches,
+        initial=progress.epoch * batches + progress.batch,
         desc=f"{phase:>8}",
         disable=not trainer.progress,
         dynamic_ncols=True,
         leave=True,
     )
-    for epoch in range(epochs):
-        net.train()
-        start, total_loss, correct = time.perf_counter(), 0.0, 0
-        order = torch.as_tensor(rng.permutation(len(y_all)))
-        for b in range(batches):
-            idx = order[b * batch_size : (b + 1) * batch_size]
-            batch = x_all[idx]
-            if augment and batch.dim() == 4:
-                batch = augment_batch(batch, generator)
-            logits = net(batch)
-            loss = F.cross_entropy(logits, y_all[idx])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            constrain(net)
-            total_loss += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == y_all[idx]).sum())
-            bar.update(1)
-        record = {
-            "phase": phase,
-            "mode": mode,
-            "epoch": epoch + 1,
-            "loss": total_loss / len(y_all),
-            "train_acc": correct / len(y_all),
-            "seconds": time.perf_counter() - start,
-        }
-        if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
-            record["test_acc"] = evaluate(net, data.x_test, data.y_test, mode, trainer.eval_seed)
-        trainer.history.append(record)
-        if not trainer.progress:
-            trainer.log(
-                f"{phase} epoch {epoch + 1}/{epochs}: loss {record['loss']:.4f}, train "
-                f"{record['train_acc']:.4f}, test {record.get('test_acc', math.nan):.4f} "
-                f"({record['seconds']:.1f} s)"
+    with loop.training():
+        while progress.epoch < epochs:
+            net.train()
+            start = time.perf_counter() - progress.seconds
+            if progress.order is None:
+                progress.order = shards.order(rng)
+            for batch in shards.epoch(progress.epoch, progress.order, progress.batch):
+                x = batch.x
+                if augment and x.dim() == 4:
+                    x = augment_batch(x, generator)
+                logits = model(x)
+                loss = F.cross_entropy(logits, batch.y)
+                optimiser.zero_grad(set_to_none=True)
+                (loss if batch.weight == 1.0 else loss * batch.weight).backward()
+                optimiser.step()
+                schedule.step()
+                constrain(net)
+                if batch.weight:
+                    progress.total_loss += float(loss.detach()) * len(batch.y)
+                    progress.correct += int((logits.argmax(1) == batch.y).sum())
+                progress.batch += 1
+                bar.update(1)
+                progress.seconds = time.perf_counter() - start
+                loop.stop_if_requested(progress)
+            total_loss, correct = procs.sum([progress.total_loss, progress.correct])
+            record = {
+                "phase": phase,
+                "mode": mode,
+                "epoch": progress.epoch + 1,
+                "loss": total_loss / n_train,
+                "train_acc": int(correct) / n_train,
+                "seconds": time.perf_counter() - start,
+            }
+            if procs.is_main and (
+                (progress.epoch + 1) % eval_every == 0 or progress.epoch + 1 == epochs
+            ):
+                record["test_acc"] = evaluate(
+                    net, data.x_test, data.y_test, mode, trainer.eval_seed
+                )
+            trainer.history.append(record)
+            if not trainer.progress:
+                trainer.log(
+                    f"{phase} epoch {progress.epoch + 1}/{epochs}: loss {record['loss']:.4f}, "
+                    f"train {record['train_acc']:.4f}, test "
+                    f"{record.get('test_acc', math.nan):.4f} ({record['seconds']:.1f} s)"
+                )
+            bar.set_postfix(
+                loss=f"{record['loss']:.3f}", test=f"{record.get('test_acc', math.nan):.4f}"
             )
-        bar.set_postfix(
-            loss=f"{record['loss']:.3f}", test=f"{record.get('test_acc', math.nan):.4f}"
-        )
+            progress.next_epoch()
+            loop.epoch_done(progress, epochs)
     bar.close()
+    procs.broadcast_state(net)
 
 
 @torch.no_grad()
@@ -368,8 +416,12 @@ def train(config: TrainConfig, data: Dataset, trainer: Trainer | None = None) ->
     trainer = trainer or Trainer()
     torch.manual_seed(config.seed)
     net = build_for(config, data)
+    if trainer.processes.rank:  # distinct dropout draws per process (weights: rank 0's)
+        torch.manual_seed(trainer.processes.rank_seed(config.seed))
     start = time.perf_counter()
     replacement = method(net, data, config, trainer)
+    if trainer.checkpoints is not None:
+        trainer.checkpoints.check_resumed()
     if replacement is not None:
         net = replacement
     net.set_mode("bittrue").eval()

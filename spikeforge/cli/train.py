@@ -10,6 +10,8 @@ imports happen inside ``main``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from spikeforge.api import DEFAULTS, TRAIN_CHOICES
@@ -113,6 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _int(parser, "limit_test", "use only the first N test samples", metavar="N")
     add("--no-progress", action="store_true", help="no progress bars")
     add("--no-plots", action="store_true", help="skip the plots")
+    add_run_control_arguments(parser)
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -175,7 +178,24 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         config = _config(args)
-        trainer = Trainer(progress=not args.no_progress)
+        processes = _start_processes(args, config)
+        trainer = Trainer(
+            progress=not args.no_progress and processes.is_main,
+            log=print if processes.is_main else _quiet,
+            processes=processes,
+            loader=args.loader,
+        )
+        stopped: list[int] = []
+
+        def fit(config: Any, data: Any, trainer: Any) -> Any:
+            """Training with checkpoints; an exit status (interrupted, or not rank 0) stops
+            the run before export."""
+            outcome = _train_with_checkpoints(args, config, data, trainer, processes)
+            if isinstance(outcome, int):
+                stopped.append(outcome)
+                return None
+            return outcome
+
         result = api.train(
             args.dataset,
             args.out,
@@ -187,12 +207,13 @@ def main(args: argparse.Namespace) -> int:
             plots=not args.no_plots,
             force=args.force,
             trainer=trainer,
-            log=print,
+            fit=fit,
+            log=print if processes.is_main else _quiet,
         )
     except user_errors() as exc:
         raise UsageError(_option_message(exc)) from None
-    if result is None:  # stopped without a bundle (see spikeforge.api.train's ``fit``)
-        return 0
+    if result is None:  # interrupted (checkpoint written), or a process other than rank 0
+        return stopped[0] if stopped else 0
     metrics = result.metrics
     accuracy = metrics["accuracy"]
 
@@ -215,3 +236,146 @@ def main(args: argparse.Namespace) -> int:
         f"{check['output_potentials_compared']} output potentials"
     )
     return 0
+
+
+# ------------------------------------------------------------------------------------------
+# checkpoints, resume and multi-process runs (torchrun)
+
+#: Methods whose training goes entirely through the checkpointed loops: they resume exactly
+#: and run under torchrun. Others (bpsr: its own loop) refuse --resume and torchrun.
+RESUMABLE = (
+    "hybrid",
+    "direct",
+    "convert-spikenorm",
+    "convert-percentile",
+    "convert-ecc",
+    "scatter-gather",
+    "bntt",
+    "lee2020",
+)
+CHECKPOINT_DIR = "checkpoint"
+
+
+def add_run_control_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options for checkpoints, resume and data loading."""
+    add = parser.add_argument
+    add(
+        "--resume",
+        metavar="DIR",
+        help="continue the run whose output directory is DIR (its checkpoint/); the other "
+        "options must be those of that run",
+    )
+    add(
+        "--checkpoint-every",
+        type=int_option("--checkpoint-every", 1, 1_000_000),
+        default=1,
+        metavar="N",
+        help="write OUT/checkpoint/ after every N epochs (default 1; always after each phase "
+        "and on SIGINT/SIGTERM)",
+    )
+    add(
+        "--loader",
+        default="auto",
+        choices=("auto", "memory", "stream"),
+        help="training data as one in-memory tensor, or streamed through a DataLoader with a "
+        "DistributedSampler (auto: stream above 1 GiB)",
+    )
+
+
+def _quiet(_line: str) -> None:
+    """The log of every process but rank 0 (only rank 0 prints)."""
+
+
+def _start_processes(args: argparse.Namespace, config: Any) -> Any:
+    """Check the run-control options, then this process's place under torchrun (gloo process
+    group joined), or one process."""
+    from spikeforge.algo.training import distributed
+    from spikeforge.cli.errors import UsageError
+
+    if args.resume is not None and config.method not in RESUMABLE:
+        raise UsageError(
+            f"--resume: method {config.method!r} cannot resume exactly (its training loop is "
+            f"not checkpointed); resumable: {', '.join(RESUMABLE)}"
+        )
+    processes = distributed.torchrun_environment() or distributed.SINGLE
+    if processes.parallel:
+        if config.method not in RESUMABLE:
+            raise UsageError(
+                f"torchrun: method {config.method!r} has no multi-process training; "
+                f"supported: {', '.join(RESUMABLE)}"
+            )
+        distributed.start(processes)
+    return processes
+
+
+def _train_with_checkpoints(
+    args: argparse.Namespace, config: Any, data: Any, trainer: Any, processes: Any
+) -> Any:
+    """``train`` with checkpoints in OUT/checkpoint/ (resumed from ``--resume``) and SIGINT /
+    SIGTERM handling; returns the result, or an exit status (interrupted, or not rank 0)."""
+    import signal
+    from pathlib import Path
+
+    from spikeforge.algo.training import distributed
+    from spikeforge.algo.training.checkpoint import (
+        STATE_FILE,
+        Checkpointer,
+        CheckpointError,
+        TrainingInterrupted,
+    )
+    from spikeforge.algo.training.pipeline import train
+    from spikeforge.cli.errors import UsageError
+
+    if not processes.is_main:
+        trainer.log = lambda _message: None
+    run = {
+        "config": config.to_dict(),
+        "dataset": args.dataset,
+        "train_samples": len(data.y_train),
+        "test_samples": len(data.y_test),
+        "loader": args.loader,
+    }
+    try:
+        checkpoints = Checkpointer(
+            Path(args.out) / CHECKPOINT_DIR,
+            run=run,
+            every=args.checkpoint_every,
+            resume=None if args.resume is None else Path(args.resume) / CHECKPOINT_DIR,
+            processes=processes,
+        )
+        checkpoints.attach(trainer)
+        with checkpoints.signals(), torch_deterministic():
+            result = train(config, data, trainer)
+    except CheckpointError as exc:
+        distributed.stop(barrier=False)
+        raise UsageError(str(exc)) from None
+    except TrainingInterrupted as exc:
+        distributed.stop(barrier=False)
+        if processes.is_main:
+            saved = (Path(args.out) / CHECKPOINT_DIR / STATE_FILE).is_file()
+            hint = (
+                f"continue with --resume {args.out}"
+                if saved and config.method in RESUMABLE
+                else "no checkpoint to resume from"
+            )
+            print(f"interrupted: stopped by {signal.Signals(exc.signum).name}; {hint}")
+        return 128 + exc.signum
+    distributed.stop()
+    if not processes.is_main:
+        return 0
+    return result
+
+
+@contextlib.contextmanager
+def torch_deterministic() -> Iterator[None]:
+    """Deterministic kernels where torch has a choice (same seed and threads: same bytes),
+    for the duration; the previous setting comes back after."""
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
