@@ -1,23 +1,18 @@
 """Randomised cases for ``spikeforge.rtl.cores.conv_core.ConvCore``, in ``core_cases``' JSON-ready
 case format.
 
-Expectations come from ``spikeforge.rtl.cores.conv_core_model.ConvCoreModel``; the phases, stimulus
-style and
-read-backs are ``core_cases``'. Also here: the parameter sets the HDL test builds, and
-``MultiConvCore``, several convolution cores in one top for one simulator build.
+Expectations come from ``spikeforge.rtl.cores.conv_core_model.ConvCoreModel``; the phases,
+stimulus style and read-backs are ``core_cases``'. Also here: the parameter sets the HDL test
+builds.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any
 
 import numpy as np
-from amaranth.hdl import Module
-from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
-from spikeforge.rtl.cores.conv_core import ConvCore, ConvCoreConfig, ConvCoreParams
+from spikeforge.rtl.cores.conv_core import ConvCoreConfig, ConvCoreParams
 from spikeforge.rtl.cores.conv_core_model import ConvCoreModel
 from spikeforge.rtl.cores.core import Op, Reg, Region
 from spikeforge.rtl.cores.core_model import AccumulatorOverflow
@@ -53,30 +48,6 @@ HDL_PARAMS: tuple[ConvCoreParams, ...] = (
        w_bits=7, v_bits=20, lanes=4, neuron_threshold=False, bias=True, load=True,
        max_frac=12),
 )  # fmt: skip
-
-
-def params_to_json(params: ConvCoreParams) -> dict[str, Any]:
-    d = {f.name: getattr(params, f.name) for f in dataclasses.fields(params) if f.init}
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-
-
-def params_from_json(d: dict[str, Any]) -> ConvCoreParams:
-    return ConvCoreParams(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
-
-
-class MultiConvCore(wiring.Component):
-    """Several independent convolution cores sharing a clock: ports ``c0__i__valid`` ..."""
-
-    def __init__(self, params: tuple[ConvCoreParams, ...]):
-        self.cores = [ConvCore(p) for p in params]
-        super().__init__({f"c{k}": Out(core.signature) for k, core in enumerate(self.cores)})
-
-    def elaborate(self, platform):
-        m = Module()
-        for k, core in enumerate(self.cores):
-            m.submodules[f"core{k}"] = core
-            wiring.connect(m, wiring.flipped(getattr(self, f"c{k}")), core)
-        return m
 
 
 # -- random configurations and stimulus --------------------------------------------------------

@@ -2,24 +2,23 @@
 
 A case is JSON-ready: a list of phases that a driver (``core_bench``) executes in order. Every
 expectation comes from ``spikeforge.rtl.cores.core_model.CoreModel`` (hence
-``spikeforge.sim.semantics``). Also here: the
-parameter sets the HDL tests build, and ``MultiCore``, which puts several cores in one top so one
-simulator build covers all of them.
+``spikeforge.sim.semantics``). Also here: the parameter sets the HDL tests build, and the
+per-instance case lists (and their expected comparison counts) of a side-by-side top of cores.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from amaranth.hdl import Module
-from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
-from spikeforge.rtl.cores.core import Core, CoreConfig, CoreParams, Op, Reg, Region
+from spikeforge.rtl.cores.core import CoreConfig, CoreParams, Op, Reg, Region
 from spikeforge.rtl.cores.core_model import CoreModel
 from spikeforge.rtl.cores.neuron import max_theta
 from spikeforge.sim.semantics import FIRE_MODES, RESET_MODES, Leak, signed_range
+from spikeforge.sim.testbenches.harness import params_to_json, to_unsigned
 
 #: Parameter sets of the cocotb build: w_bits 2..8, v_bits 8..24, lanes 1..16, all options.
 HDL_PARAMS: tuple[CoreParams, ...] = (
@@ -34,31 +33,6 @@ HDL_PARAMS: tuple[CoreParams, ...] = (
                bias=True, max_frac=12),
     CoreParams(n_axons=17, n_neurons=16, w_bits=8, v_bits=24, lanes=16, load=True, load_bits=24),
 )  # fmt: skip
-
-
-def params_to_json(params: CoreParams) -> dict[str, Any]:
-    return {
-        k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(params).items()
-    }
-
-
-def params_from_json(d: dict[str, Any]) -> CoreParams:
-    return CoreParams(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
-
-
-class MultiCore(wiring.Component):
-    """Several independent cores sharing a clock: ports ``c0__i__valid``, ``c1__cfg__addr``..."""
-
-    def __init__(self, params: tuple[CoreParams, ...]):
-        self.cores = [Core(p) for p in params]
-        super().__init__({f"c{k}": Out(core.signature) for k, core in enumerate(self.cores)})
-
-    def elaborate(self, platform):
-        m = Module()
-        for k, core in enumerate(self.cores):
-            m.submodules[f"core{k}"] = core
-            wiring.connect(m, wiring.flipped(getattr(self, f"c{k}")), core)
-        return m
 
 
 # -- random configurations --------------------------------------------------------------------
@@ -207,7 +181,7 @@ def _v_presets(params: CoreParams, model: CoreModel, rng: np.random.Generator) -
     for n in rng.choice(params.n_neurons, size=min(4, params.n_neurons), replace=False).tolist():
         value = int(rng.choice([lo, hi, lo + 3, hi - 3]))
         model.set_v(n, value)
-        writes.append([params.addr(Region.V, n), value & 0xFFFFFFFF])
+        writes.append([params.addr(Region.V, n), to_unsigned(value, 32)])
     return writes
 
 
@@ -225,3 +199,50 @@ def contract_case(params: CoreParams, rng: np.random.Generator) -> dict[str, Any
     case = random_case(params, rng, steps=3)
     case.update(gap_p=0.0, backpressure_p=0.0, contract=True)
     return case
+
+
+# -- instances of a side-by-side top ---------------------------------------------------------
+
+
+def hdl_instances(
+    params: Sequence[CoreParams],
+    make_contract: Callable[[Any, np.random.Generator], dict[str, Any]],
+    make_random: Callable[[Any, np.random.Generator], dict[str, Any]],
+    n_random: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Per parameter set (prefix ``c<k>``): a contract case, then ``n_random`` random cases."""
+    rng = np.random.default_rng(seed)
+    return [
+        {
+            "prefix": f"c{k}",
+            "params": params_to_json(p),
+            "cases": [make_contract(p, rng)] + [make_random(p, rng) for _ in range(n_random)],
+        }
+        for k, p in enumerate(params)
+    ]
+
+
+def sent_instances(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The instances as the testbench needs them: without the host-side config and stats."""
+    return [
+        {**inst, "cases": [{k: v for k, v in c.items() if k not in ("config", "stats")}
+                           for c in inst["cases"]]}
+        for inst in instances
+    ]  # fmt: skip
+
+
+def expected_counts(instances: list[dict[str, Any]]) -> Counter[str]:
+    """What the testbench must report having compared over every case of ``instances``."""
+    totals: Counter[str] = Counter()
+    for inst in instances:
+        for case in inst["cases"]:
+            totals["cases"] += 1
+            for phase in case["phases"]:
+                totals["out_events_compared"] += len(phase.get("expect", []))
+                totals["v_compared"] += sum(r[2].startswith("v[") for r in phase.get("reads", []))
+                totals["reads_compared"] += len(phase.get("reads", []))
+            if case.get("contract"):
+                totals["contract_events"] += sum(len(ph.get("events", [])) for ph in case["phases"])
+                totals["reads_compared"] += 1  # the busy-cycle counter
+    return totals

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
 import pytest
-from spikeforge.rtl.gateware import emit
-from spikeforge.sim.flow import run_cocotb
-from spikeforge.sim.testbenches.conv_core_cases import (
-    HDL_PARAMS,
-    MultiConvCore,
-    contract_case,
-    params_to_json,
-    random_case,
+from spikeforge.rtl.cores.conv_core import ConvCore
+from spikeforge.rtl.gateware.side_by_side import SideBySide
+from spikeforge.sim.testbenches.conv_core_cases import HDL_PARAMS, contract_case, random_case
+from spikeforge.sim.testbenches.core_cases import (
+    expected_counts,
+    hdl_instances,
+    sent_instances,
 )
+from spikeforge.sim.testbenches.run import run_testbench
 
 CASES_PER_CORE = 24
 SEED = 20261122
@@ -30,29 +29,7 @@ SEED = 20261122
 
 @pytest.fixture(scope="module")
 def hdl_cases() -> list[dict]:
-    rng = np.random.default_rng(SEED)
-    return [
-        {
-            "prefix": f"c{k}",
-            "params": params_to_json(p),
-            "cases": [contract_case(p, rng)] + [random_case(p, rng) for _ in range(CASES_PER_CORE)],
-        }
-        for k, p in enumerate(HDL_PARAMS)
-    ]
-
-
-def _expected_totals(instances: list[dict]) -> Counter:
-    totals: Counter = Counter()
-    for inst in instances:
-        for case in inst["cases"]:
-            for phase in case["phases"]:
-                totals["out_events_compared"] += len(phase.get("expect", []))
-                totals["v_compared"] += sum(r[2].startswith("v[") for r in phase.get("reads", []))
-                totals["reads_compared"] += len(phase.get("reads", []))
-            if case.get("contract"):
-                totals["contract_events"] += sum(len(ph.get("events", [])) for ph in case["phases"])
-                totals["reads_compared"] += 1  # the busy-cycle counter
-    return totals
+    return hdl_instances(HDL_PARAMS, contract_case, random_case, CASES_PER_CORE, SEED)
 
 
 def test_cases_cover_the_checklist(hdl_cases):
@@ -82,25 +59,19 @@ def test_cases_cover_the_checklist(hdl_cases):
 
 
 def test_conv_core_verilog_matches_reference(simulator, hdl_cases, tmp_path):
-    verilog = emit.write(MultiConvCore(HDL_PARAMS), "sf_multiconv", tmp_path / "sf_multiconv.v")
-    sent = [
-        {**inst, "cases": [{k: v for k, v in c.items() if k not in ("config", "stats")}
-                           for c in inst["cases"]]}
-        for inst in hdl_cases
-    ]  # fmt: skip
-    report = run_cocotb(
-        sources=[verilog],
-        toplevel="sf_multiconv",
-        test_module="spikeforge.sim.testbenches.conv_core",
+    want = expected_counts(hdl_cases)
+    keys = ("cases", "out_events_compared", "v_compared", "reads_compared", "contract_events")
+    report = run_testbench(
+        SideBySide([ConvCore(p) for p in HDL_PARAMS]),
+        "sf_multiconv",
+        "conv_core",
         sim=simulator,
-        build_dir=tmp_path / simulator,
-        case={"instances": sent},
+        build_dir=tmp_path,
+        case={"instances": sent_instances(hdl_cases)},
+        expect={key: want[key] for key in keys},
     )
-    want = _expected_totals(hdl_cases)
-    n_cases = sum(len(inst["cases"]) for inst in hdl_cases)
-    assert report["cases"] == n_cases >= 120
-    for key in ("out_events_compared", "v_compared", "reads_compared", "contract_events"):
-        assert report[key] == want[key] > 0, key
+    assert want["cases"] == sum(len(inst["cases"]) for inst in hdl_cases) >= 120
+    assert min(want[key] for key in keys) > 0
     assert report["out_spike"] > 1000
     for inst in hdl_cases:
         assert report["per_instance"][inst["prefix"]]["cases"] == len(inst["cases"])

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
 import pytest
-from spikeforge.rtl.gateware import emit
-from spikeforge.sim.flow import run_cocotb
+from spikeforge.rtl.cores.core import Core
+from spikeforge.rtl.gateware.side_by_side import SideBySide
 from spikeforge.sim.testbenches.core_cases import (
     HDL_PARAMS,
-    MultiCore,
     contract_case,
-    params_to_json,
+    expected_counts,
+    hdl_instances,
     random_case,
+    sent_instances,
 )
+from spikeforge.sim.testbenches.run import run_testbench
 
 CASES_PER_CORE = 44
 SEED = 20240401
@@ -29,30 +30,7 @@ SEED = 20240401
 
 @pytest.fixture(scope="module")
 def hdl_cases() -> list[dict]:
-    rng = np.random.default_rng(SEED)
-    return [
-        {
-            "prefix": f"c{k}",
-            "params": params_to_json(p),
-            "cases": [contract_case(p, rng)] + [random_case(p, rng) for _ in range(CASES_PER_CORE)],
-        }
-        for k, p in enumerate(HDL_PARAMS)
-    ]
-
-
-def _expected_totals(instances: list[dict]) -> Counter:
-    totals: Counter = Counter()
-    for inst in instances:
-        for case in inst["cases"]:
-            for phase in case["phases"]:
-                totals["out_events_compared"] += len(phase.get("expect", []))
-                totals["v_compared"] += sum(r[2].startswith("v[") for r in phase.get("reads", []))
-            totals["contract_events"] += sum(
-                len(ph["events"])
-                for ph in case["phases"]
-                if case.get("contract") and "events" in ph
-            )
-    return totals
+    return hdl_instances(HDL_PARAMS, contract_case, random_case, CASES_PER_CORE, SEED)
 
 
 def test_cases_cover_the_issue_checklist(hdl_cases):
@@ -82,26 +60,19 @@ def test_cases_cover_the_issue_checklist(hdl_cases):
 
 
 def test_core_verilog_matches_reference(simulator, hdl_cases, tmp_path):
-    verilog = emit.write(MultiCore(HDL_PARAMS), "sf_multicore", tmp_path / "sf_multicore.v")
-    sent = [
-        {**inst, "cases": [{k: v for k, v in c.items() if k not in ("config", "stats")}
-                           for c in inst["cases"]]}
-        for inst in hdl_cases
-    ]  # fmt: skip
-    report = run_cocotb(
-        sources=[verilog],
-        toplevel="sf_multicore",
-        test_module="spikeforge.sim.testbenches.core",
+    want = expected_counts(hdl_cases)
+    keys = ("cases", "out_events_compared", "v_compared", "reads_compared", "contract_events")
+    report = run_testbench(
+        SideBySide([Core(p) for p in HDL_PARAMS]),
+        "sf_multicore",
+        "core",
         sim=simulator,
-        build_dir=tmp_path / simulator,
-        case={"instances": sent},
+        build_dir=tmp_path,
+        case={"instances": sent_instances(hdl_cases)},
+        expect={key: want[key] for key in keys},
     )
-    want = _expected_totals(hdl_cases)
-    n_cases = sum(len(inst["cases"]) for inst in hdl_cases)
-    assert report["cases"] == n_cases >= 300
-    assert report["out_events_compared"] == want["out_events_compared"] > 0
-    assert report["v_compared"] == want["v_compared"] > 0
-    assert report["contract_events"] == want["contract_events"] > 0
+    assert want["cases"] == sum(len(inst["cases"]) for inst in hdl_cases) >= 300
+    assert min(want[key] for key in keys) > 0
     assert report["out_spike"] > 1000
     for inst in hdl_cases:
         assert report["per_instance"][inst["prefix"]]["cases"] == len(inst["cases"])
