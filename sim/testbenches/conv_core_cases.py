@@ -24,6 +24,7 @@ from spikeforge.sim.testbenches.core_cases import (
     _v_reads,
     config_to_json,
     random_neuron_settings,
+    random_weights,
 )
 
 
@@ -54,17 +55,7 @@ HDL_PARAMS: tuple[ConvCoreParams, ...] = (
 
 
 def random_kernel(params: ConvCoreParams, rng: np.random.Generator) -> np.ndarray:
-    lo, hi = signed_range(params.w_bits)
-    shape = (params.out_channels, params.in_shape[0], *params.kernel)
-    style = rng.choice(["uniform", "sparse", "extreme", "positive"])
-    w = rng.integers(lo, hi + 1, size=shape)
-    if style == "sparse":
-        w[rng.random(shape) < 0.7] = 0
-    elif style == "extreme":
-        w = rng.choice([lo, hi], size=shape)
-    elif style == "positive":
-        w = np.abs(w).clip(0, hi)
-    return w.astype(np.int64)
+    return random_weights(params, rng, (params.out_channels, params.in_shape[0], *params.kernel))
 
 
 def random_config(params: ConvCoreParams, rng: np.random.Generator) -> ConvCoreConfig:

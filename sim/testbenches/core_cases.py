@@ -9,6 +9,7 @@ per-instance case lists (and their expected comparison counts) of a side-by-side
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 from spikeforge.rtl.cores.core import CoreConfig, CoreParams, Op, Reg, Region
 from spikeforge.rtl.cores.core_model import CoreModel
 from spikeforge.rtl.cores.neuron import max_theta
-from spikeforge.sim.semantics import FIRE_MODES, RESET_MODES, Leak, signed_range
+from spikeforge.sim.semantics import FIRE_MODES, LEAK_MODES, RESET_MODES, Leak, signed_range
 from spikeforge.sim.testbenches.harness import params_to_json, to_unsigned
 
 #: Parameter sets of the cocotb build: w_bits 2..8, v_bits 8..24, lanes 1..16, all options.
@@ -43,9 +44,11 @@ def _log_uniform(rng: np.random.Generator, lo: int, hi: int, size=None) -> np.nd
     return np.clip(np.floor(x).astype(np.int64), lo, hi)
 
 
-def random_weights(params: CoreParams, rng: np.random.Generator) -> np.ndarray:
+def random_weights(params: CoreParams, rng: np.random.Generator, shape=None) -> np.ndarray:
+    """Weights of one style (uniform, sparse, only the two extremes, non-negative); ``shape``
+    defaults to a core's ``(n_neurons, n_axons)``."""
     lo, hi = signed_range(params.w_bits)
-    shape = (params.n_neurons, params.n_axons)
+    shape = shape or (params.n_neurons, params.n_axons)
     style = rng.choice(["uniform", "sparse", "extreme", "positive"])
     w = rng.integers(lo, hi + 1, size=shape)
     if style == "sparse":
@@ -246,3 +249,31 @@ def expected_counts(instances: list[dict[str, Any]]) -> Counter[str]:
                 totals["contract_events"] += sum(len(ph.get("events", [])) for ph in case["phases"])
                 totals["reads_compared"] += 1  # the busy-cycle counter
     return totals
+
+
+def coverage_gaps(instances: list[dict[str, Any]]) -> list[str]:
+    """What the cases of ``instances`` fail to reach, from a fixed checklist: every leak, reset
+    and fire mode combination; in every instance both rails, spikes and a threshold of 1; in
+    some case the top threshold, a CLEAR mid-sample, a duplicate SPIKE, input gaps and
+    output back-pressure."""
+    modes: set[tuple[str, str, str]] = set()
+    seen: Counter[str] = Counter()
+    gaps = []
+    for inst in instances:
+        per: Counter[str] = Counter()
+        for case in inst["cases"]:
+            cfg = case["config"]
+            modes.add((cfg["leak"]["mode"], cfg["reset"], cfg["fire"]))
+            per.update(case["stats"])
+            seen["gaps"] += case["gap_p"] > 0
+            seen["backpressure"] += case["backpressure_p"] > 0
+            for ph in case["phases"]:
+                spikes = [tuple(e) for e in ph.get("events", []) if e[0] == Op.SPIKE.value]
+                seen["duplicates"] += len(spikes) - len(set(spikes))
+        gaps += [f"{inst['prefix']}: {f}" for f in ("sat_hi", "sat_lo", "spikes", "theta_one")
+                 if not per[f]]  # fmt: skip
+        seen.update(per)
+    gaps += [f"modes {m}" for m in itertools.product(LEAK_MODES, RESET_MODES, FIRE_MODES)
+             if m not in modes]  # fmt: skip
+    facts = ("theta_max", "clears_mid_sample", "gaps", "backpressure", "duplicates")
+    return gaps + [fact for fact in facts if not seen[fact]]

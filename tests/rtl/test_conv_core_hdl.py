@@ -10,13 +10,12 @@ unrolled kernel).
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 from spikeforge.rtl.cores.conv_core import ConvCore
 from spikeforge.rtl.gateware.side_by_side import SideBySide
 from spikeforge.sim.testbenches.conv_core_cases import HDL_PARAMS, contract_case, random_case
 from spikeforge.sim.testbenches.core_cases import (
+    coverage_gaps,
     expected_counts,
     hdl_instances,
     sent_instances,
@@ -34,27 +33,7 @@ def hdl_cases() -> list[dict]:
 
 def test_cases_cover_the_checklist(hdl_cases):
     """Every mode, both rails, both theta extremes, CLEAR mid-sample, duplicates, gaps, stalls."""
-    seen: Counter = Counter()
-    for inst in hdl_cases:
-        per: Counter = Counter()
-        for case in inst["cases"]:
-            cfg = case["config"]
-            seen[("modes", cfg["leak"]["mode"], cfg["reset"], cfg["fire"])] += 1
-            per.update(case["stats"])
-            seen["gaps"] += case["gap_p"] > 0
-            seen["backpressure"] += case["backpressure_p"] > 0
-            for ph in case["phases"]:
-                events = [tuple(e) for e in ph.get("events", []) if e[0] == 0]
-                seen["duplicates"] += len(events) - len(set(events))
-        assert min(per[f] for f in ("sat_hi", "sat_lo", "spikes", "theta_one")) > 0, (
-            inst["prefix"],
-            per,
-        )
-        seen.update(per)
-    modes = {k[1:] for k in seen if isinstance(k, tuple)}
-    assert len(modes) == 3 * 3 * 2, sorted(modes)
-    for fact in ("theta_max", "clears_mid_sample", "gaps", "backpressure", "duplicates"):
-        assert seen[fact] > 0, fact
+    assert coverage_gaps(hdl_cases) == []
     assert sum(len(inst["cases"]) for inst in hdl_cases) >= 120
 
 

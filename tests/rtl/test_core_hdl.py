@@ -9,14 +9,13 @@ with ``spikeforge.rtl.cores.core_model`` (built on ``spikeforge.sim.semantics``)
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 from spikeforge.rtl.cores.core import Core
 from spikeforge.rtl.gateware.side_by_side import SideBySide
 from spikeforge.sim.testbenches.core_cases import (
     HDL_PARAMS,
     contract_case,
+    coverage_gaps,
     expected_counts,
     hdl_instances,
     random_case,
@@ -35,27 +34,7 @@ def hdl_cases() -> list[dict]:
 
 def test_cases_cover_the_issue_checklist(hdl_cases):
     """The random cases reach every mode, both rails, both theta extremes, gaps, back-pressure."""
-    seen: Counter = Counter()
-    for inst in hdl_cases:
-        for case in inst["cases"]:
-            cfg = case["config"]
-            seen[("modes", cfg["leak"]["mode"], cfg["reset"], cfg["fire"])] += 1
-            seen.update({k: v for k, v in case["stats"].items()})
-            seen["gaps"] += case["gap_p"] > 0
-            seen["backpressure"] += case["backpressure_p"] > 0
-            events = [tuple(e) for ph in case["phases"] for e in ph.get("events", [])]
-            seen["duplicates"] += len(events) - len(set(events))
-    modes = {k[1:] for k in seen if isinstance(k, tuple)}
-    assert len(modes) == 3 * 3 * 2, sorted(modes)
-    for inst in hdl_cases:  # every parameter set reaches both rails and fires
-        per: Counter = Counter()
-        for case in inst["cases"]:
-            per.update(case["stats"])
-        facts = ("sat_hi", "sat_lo", "spikes", "theta_one")
-        assert min(per[f] for f in facts) > 0, (inst["prefix"], per)
-    for fact in ("sat_hi", "sat_lo", "theta_one", "theta_max", "clears_mid_sample", "gaps",
-                 "backpressure", "duplicates", "spikes"):  # fmt: skip
-        assert seen[fact] > 0, fact
+    assert coverage_gaps(hdl_cases) == []
     assert sum(len(inst["cases"]) for inst in hdl_cases) >= 300
 
 
