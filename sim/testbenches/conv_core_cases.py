@@ -16,13 +16,12 @@ from spikeforge.rtl.cores.conv_core import ConvCoreConfig, ConvCoreParams
 from spikeforge.rtl.cores.conv_core_model import ConvCoreModel
 from spikeforge.rtl.cores.core import Op, Reg, Region
 from spikeforge.rtl.cores.core_model import AccumulatorOverflow
-from spikeforge.rtl.cores.neuron import max_theta
 from spikeforge.sim.semantics import signed_range
 from spikeforge.sim.testbenches.core_cases import (
     _counter_reads,
     _v_presets,
     _v_reads,
-    config_to_json,
+    finish_case,
     random_neuron_settings,
     random_weights,
 )
@@ -132,17 +131,7 @@ def random_case(params: ConvCoreParams, rng: np.random.Generator, steps: int = 4
     tail, _ = _safe_events(model, params, rng, tick=False)
     phases.append({"events": tail, "expect": []})
     phases.append({"reads": _counter_reads(params, model)})
-    theta = config.theta_vector(params)
-    stats = {"clears_mid_sample": clears, "theta_one": int(np.sum(theta == 1))}
-    stats["theta_max"] = int(np.sum(theta == max_theta(params.v_bits)))
-    return {
-        "config": config_to_json(config),
-        "phases": phases,
-        "gap_p": float(rng.choice([0.0, 0.2, 0.5])),
-        "backpressure_p": float(rng.choice([0.0, 0.3, 0.6])),
-        "seed": int(rng.integers(0, 2**31)),
-        "stats": {**stats, **model.stats},
-    }
+    return finish_case(params, config, model, phases, clears, rng)
 
 
 def contract_case(params: ConvCoreParams, rng: np.random.Generator) -> dict[str, Any]:

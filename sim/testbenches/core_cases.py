@@ -149,12 +149,12 @@ def random_case(params: CoreParams, rng: np.random.Generator, steps: int = 4) ->
     ]
     if rng.random() < 0.4:
         phases.append({"writes": _v_presets(params, model, rng)})
-    stats = {"clears_mid_sample": 0, "theta_one": 0, "theta_max": 0}
+    clears = 0
     for _ in range(steps):
         events = _step_events(params, rng)
         if rng.random() < 0.1:  # CLEAR in the middle of a sample (and of a step)
             events.insert(int(rng.integers(0, len(events) + 1)), [Op.CLEAR.value, 0, 0])
-            stats["clears_mid_sample"] += 1
+            clears += 1
         events.append([Op.TICK.value, 0, 0])
         expect = [out for op, index, value in events for out in model.event(op, index, value)]
         phases.append({"events": events, "expect": expect})
@@ -164,9 +164,25 @@ def random_case(params: CoreParams, rng: np.random.Generator, steps: int = 4) ->
         model.event(op, index, value)
     phases.append({"events": tail, "expect": []})
     phases.append({"reads": _counter_reads(params, model)})
+    return finish_case(params, config, model, phases, clears, rng)
+
+
+def finish_case(
+    params: CoreParams,
+    config: CoreConfig,
+    model: Any,
+    phases: list[dict[str, Any]],
+    clears_mid_sample: int,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The case of ``phases``: its configuration, random input gaps, back-pressure and driver
+    seed, and the facts the coverage checklist counts (with the model's own)."""
     theta = config.theta_vector(params)
-    stats["theta_one"] = int(np.sum(theta == 1))
-    stats["theta_max"] = int(np.sum(theta == max_theta(params.v_bits)))
+    stats = {
+        "clears_mid_sample": clears_mid_sample,
+        "theta_one": int(np.sum(theta == 1)),
+        "theta_max": int(np.sum(theta == max_theta(params.v_bits))),
+    }
     return {
         "config": config_to_json(config),
         "phases": phases,
