@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from amaranth.hdl import Module
-from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
 
 from spikeforge.rtl.chip.top import Chip, ChipOptions, ChipPlan, plan_chip
 from spikeforge.rtl.cores.core import COUNTER_REGS, Reg
+from spikeforge.rtl.gateware.side_by_side import SideBySide
 from spikeforge.sim.bundle import Bundle
 from spikeforge.sim.golden import GoldenResult, LayerCounters
 
@@ -80,21 +78,6 @@ def max_cycles(plan: ChipPlan) -> int:
     return 4 * (t * work + plan.depth * plan.repeat() * 2) + 10_000
 
 
-class MultiChip(wiring.Component):
-    """Independent chips sharing a clock (ports ``c0__start`` ...): one build for many tests."""
-
-    def __init__(self, plans: list[ChipPlan]):
-        self.chips = [Chip(p) for p in plans]
-        super().__init__({f"c{k}": Out(c.signature) for k, c in enumerate(self.chips)})
-
-    def elaborate(self, platform):
-        m = Module()
-        for k, chip in enumerate(self.chips):
-            m.submodules[f"chip{k}"] = chip
-            wiring.connect(m, wiring.flipped(getattr(self, f"c{k}")), chip)
-        return m
-
-
 def _chip_case(plan: ChipPlan, x: np.ndarray, prefix: str, result_path: Path) -> dict[str, Any]:
     result_path.unlink(missing_ok=True)
     return {
@@ -134,7 +117,7 @@ def run_chips(
     build_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     plans = [plan for plan, _ in runs]
-    top = Chip(plans[0]) if len(plans) == 1 else MultiChip(plans)
+    top = Chip(plans[0]) if len(plans) == 1 else SideBySide([Chip(p) for p in plans])
     verilog = emit.write(top, TOPLEVEL, build_dir / f"{TOPLEVEL}.v")
     chips = [
         _chip_case(plan, x, "" if len(runs) == 1 else f"c{k}", build_dir / f"rtl_raw{k}.npz")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import random
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 from spikeforge.sim.semantics import saturate, signed_range
 from spikeforge.sim.testbenches.case import load_case, write_report
+from spikeforge.sim.testbenches.harness import Ports, start
 
 
 @cocotb.test()
@@ -20,13 +20,8 @@ async def random_cycles(dut):
     in_bits, acc_bits, n_cycles = case["in_bits"], case["acc_bits"], case["cycles"]
     lo, hi = signed_range(in_bits)
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    dut.en.value = 0
-    dut.clr.value = 0
-    dut.x.value = 0
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
+    Ports(dut).clear(("en", "clr", "x"))
+    await start(dut, reset_cycles=1)
 
     model = 0
     compared = saturations = 0

@@ -14,36 +14,17 @@ from typing import Any
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import FallingEdge, ReadOnly, with_timeout
 from spikeforge.rtl.cores.core import CFG_READ_LATENCY
 from spikeforge.sim.testbenches.case import load_case, write_report
-
-PERIOD_NS = 10
-
-
-def _signed32(x: int) -> int:
-    return x - (1 << 32) if x & (1 << 31) else x
-
-
-class Port:
-    """One chip's ports by name; ``prefix`` selects a chip of a multi-chip top."""
-
-    def __init__(self, dut: Any, prefix: str):
-        self.dut, self.prefix = dut, prefix
-        self.clk = dut.clk
-
-    def __getattr__(self, name: str) -> Any:
-        handle = getattr(self.dut, f"{self.prefix}__{name}" if self.prefix else name)
-        setattr(self, name, handle)
-        return handle
+from spikeforge.sim.testbenches.harness import PERIOD_NS, Ports, run_concurrently, start, to_signed
 
 
 class Monitor:
     """Decodes ``mon`` into per-layer spike trains; ``sample`` says where events belong."""
 
-    def __init__(self, dut: Port, case: dict[str, Any], n: int):
+    def __init__(self, dut: Ports, case: dict[str, Any], n: int):
         self.dut = dut
         self.fields = [(o, (1 << b) - 1) for o, b in case["monitor"]]
         t = case["timesteps"]
@@ -90,7 +71,7 @@ class Monitor:
             c["unexpected_ops"] += 1
 
 
-async def _cfg_reads(dut: Port, addresses: list[int]) -> list[int]:
+async def _cfg_reads(dut: Ports, addresses: list[int]) -> list[int]:
     """Reads back to back, one a cycle, each driven after a falling edge; the answers come
     ``CFG_READ_LATENCY`` cycles after their reads, in order (sampled at falling edges)."""
     values: list[int] = []
@@ -107,7 +88,7 @@ async def _cfg_reads(dut: Port, addresses: list[int]) -> list[int]:
             dut.cfg__valid.value = 0
         await FallingEdge(dut.clk)
         if int(dut.cfg__rvalid.value):
-            values.append(_signed32(int(dut.cfg__rdata.value)))
+            values.append(to_signed(int(dut.cfg__rdata.value), 32))
         if len(values) == len(addresses):
             break
     dut.cfg__valid.value = 0
@@ -115,7 +96,7 @@ async def _cfg_reads(dut: Port, addresses: list[int]) -> list[int]:
     return values
 
 
-async def run_chip(dut: Port, case: dict[str, Any]) -> dict[str, Any]:
+async def run_chip(dut: Ports, case: dict[str, Any]) -> dict[str, Any]:
     """Every sample of one chip's case; writes its results file, returns its counts."""
     samples: list[list[int]] = case["samples"]
     n = len(samples)
@@ -168,20 +149,13 @@ async def run_chip(dut: Port, case: dict[str, Any]) -> dict[str, Any]:
 async def chip_samples(dut):
     """Run every chip's samples (concurrently); write spikes, v_out, cycles and counters."""
     spec = load_case()
-    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
-    ports = [Port(dut, chip["prefix"]) for chip in spec["chips"]]
+    ports = [Ports(dut, chip["prefix"]) for chip in spec["chips"]]
     for port in ports:
-        for name in ("wr__en", "start", "cfg__valid", "cfg__write"):
-            getattr(port, name).value = 0
-    dut.rst.value = 1
-    for _ in range(3):
-        await FallingEdge(dut.clk)
-    dut.rst.value = 0
-    tasks = [
-        cocotb.start_soon(run_chip(port, chip))
-        for port, chip in zip(ports, spec["chips"], strict=True)
-    ]
-    per_chip = [await task for task in tasks]
+        port.clear(("wr__en", "start", "cfg__valid", "cfg__write"))
+    await start(dut)
+    per_chip = await run_concurrently(
+        run_chip(port, chip) for port, chip in zip(ports, spec["chips"], strict=True)
+    )
     totals: Counter[str] = Counter()
     for counts in per_chip:
         totals.update(counts)

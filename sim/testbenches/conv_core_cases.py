@@ -1,34 +1,29 @@
 """Randomised cases for ``spikeforge.rtl.cores.conv_core.ConvCore``, in ``core_cases``' JSON-ready
 case format.
 
-Expectations come from ``spikeforge.rtl.cores.conv_core_model.ConvCoreModel``; the phases, stimulus
-style and
-read-backs are ``core_cases``'. Also here: the parameter sets the HDL test builds, and
-``MultiConvCore``, several convolution cores in one top for one simulator build.
+Expectations come from ``spikeforge.rtl.cores.conv_core_model.ConvCoreModel``; the phases,
+stimulus style and read-backs are ``core_cases``'. Also here: the parameter sets the HDL test
+builds.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any
 
 import numpy as np
-from amaranth.hdl import Module
-from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
-from spikeforge.rtl.cores.conv_core import ConvCore, ConvCoreConfig, ConvCoreParams
+from spikeforge.rtl.cores.conv_core import ConvCoreConfig, ConvCoreParams
 from spikeforge.rtl.cores.conv_core_model import ConvCoreModel
 from spikeforge.rtl.cores.core import Op, Reg, Region
 from spikeforge.rtl.cores.core_model import AccumulatorOverflow
-from spikeforge.rtl.cores.neuron import max_theta
 from spikeforge.sim.semantics import signed_range
 from spikeforge.sim.testbenches.core_cases import (
     _counter_reads,
     _v_presets,
     _v_reads,
-    config_to_json,
+    finish_case,
     random_neuron_settings,
+    random_weights,
 )
 
 
@@ -55,45 +50,11 @@ HDL_PARAMS: tuple[ConvCoreParams, ...] = (
 )  # fmt: skip
 
 
-def params_to_json(params: ConvCoreParams) -> dict[str, Any]:
-    d = {f.name: getattr(params, f.name) for f in dataclasses.fields(params) if f.init}
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-
-
-def params_from_json(d: dict[str, Any]) -> ConvCoreParams:
-    return ConvCoreParams(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
-
-
-class MultiConvCore(wiring.Component):
-    """Several independent convolution cores sharing a clock: ports ``c0__i__valid`` ..."""
-
-    def __init__(self, params: tuple[ConvCoreParams, ...]):
-        self.cores = [ConvCore(p) for p in params]
-        super().__init__({f"c{k}": Out(core.signature) for k, core in enumerate(self.cores)})
-
-    def elaborate(self, platform):
-        m = Module()
-        for k, core in enumerate(self.cores):
-            m.submodules[f"core{k}"] = core
-            wiring.connect(m, wiring.flipped(getattr(self, f"c{k}")), core)
-        return m
-
-
 # -- random configurations and stimulus --------------------------------------------------------
 
 
 def random_kernel(params: ConvCoreParams, rng: np.random.Generator) -> np.ndarray:
-    lo, hi = signed_range(params.w_bits)
-    shape = (params.out_channels, params.in_shape[0], *params.kernel)
-    style = rng.choice(["uniform", "sparse", "extreme", "positive"])
-    w = rng.integers(lo, hi + 1, size=shape)
-    if style == "sparse":
-        w[rng.random(shape) < 0.7] = 0
-    elif style == "extreme":
-        w = rng.choice([lo, hi], size=shape)
-    elif style == "positive":
-        w = np.abs(w).clip(0, hi)
-    return w.astype(np.int64)
+    return random_weights(params, rng, (params.out_channels, params.in_shape[0], *params.kernel))
 
 
 def random_config(params: ConvCoreParams, rng: np.random.Generator) -> ConvCoreConfig:
@@ -170,17 +131,7 @@ def random_case(params: ConvCoreParams, rng: np.random.Generator, steps: int = 4
     tail, _ = _safe_events(model, params, rng, tick=False)
     phases.append({"events": tail, "expect": []})
     phases.append({"reads": _counter_reads(params, model)})
-    theta = config.theta_vector(params)
-    stats = {"clears_mid_sample": clears, "theta_one": int(np.sum(theta == 1))}
-    stats["theta_max"] = int(np.sum(theta == max_theta(params.v_bits)))
-    return {
-        "config": config_to_json(config),
-        "phases": phases,
-        "gap_p": float(rng.choice([0.0, 0.2, 0.5])),
-        "backpressure_p": float(rng.choice([0.0, 0.3, 0.6])),
-        "seed": int(rng.integers(0, 2**31)),
-        "stats": {**stats, **model.stats},
-    }
+    return finish_case(params, config, model, phases, clears, rng)
 
 
 def contract_case(params: ConvCoreParams, rng: np.random.Generator) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """cocotb testbench: cores (one per ``instances`` entry of the case) against ``CoreModel``.
 
-The top is ``core_cases.MultiCore`` (ports ``c<k>__i__valid`` ...) or a single core (prefix
+The top is a ``SideBySide`` of cores (ports ``c<k>__i__valid`` ...) or a single core (prefix
 ``""``). Every instance runs its cases concurrently, each with its own driver; the report holds
 the totals and per-instance counts of everything compared.
 """
@@ -12,39 +12,27 @@ from collections.abc import Callable
 from typing import Any
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
+from spikeforge.rtl.cores.core import CoreParams
 from spikeforge.sim.testbenches.case import load_case, write_report
 from spikeforge.sim.testbenches.core_bench import CoreDriver
-from spikeforge.sim.testbenches.core_cases import params_from_json
+from spikeforge.sim.testbenches.harness import Ports, params_from_json, run_concurrently, start
 
 
-class CocotbPins:
-    """``Pins`` over a cocotb DUT; ``prefix`` selects one core of a ``MultiCore`` top."""
-
-    def __init__(self, dut: Any, prefix: str):
-        self.dut, self.prefix = dut, prefix
-        self._handles: dict[str, Any] = {}
-
-    def _handle(self, name: str) -> Any:
-        if name not in self._handles:
-            flat = name.replace(".", "__")
-            self._handles[name] = getattr(
-                self.dut, f"{self.prefix}__{flat}" if self.prefix else flat
-            )
-        return self._handles[name]
+class CocotbPins(Ports):
+    """``Pins`` over one core's ports of a cocotb DUT (``prefix`` selects it in a side-by-side)."""
 
     def set(self, name: str, value: int) -> None:
-        self._handle(name).value = value
+        self[name].value = value
 
     def get(self, name: str) -> int:
-        return int(self._handle(name).value)
+        return int(self[name].value)
 
     async def settle(self) -> None:
         await ReadOnly()
 
     async def next_cycle(self) -> None:
-        await FallingEdge(self.dut.clk)
+        await FallingEdge(self.clk)
 
 
 async def _run_instance(driver: CoreDriver, cases: list[dict[str, Any]]) -> None:
@@ -58,22 +46,15 @@ async def run_instances(dut: Any, make_driver: Callable[[CocotbPins, dict], Core
     ``make_driver(pins, instance)`` builds the driver of one ``instances`` entry of the case.
     """
     spec = load_case()
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     drivers = []
     for inst in spec["instances"]:
         driver = make_driver(CocotbPins(dut, inst["prefix"]), inst)
         driver.reset_inputs()
         drivers.append(driver)
-    dut.rst.value = 1
-    for _ in range(3):
-        await FallingEdge(dut.clk)
-    dut.rst.value = 0
-    tasks = [
-        cocotb.start_soon(_run_instance(d, inst["cases"]))
-        for d, inst in zip(drivers, spec["instances"], strict=True)
-    ]
-    for task in tasks:
-        await task
+    await start(dut)
+    await run_concurrently(
+        _run_instance(d, inst["cases"]) for d, inst in zip(drivers, spec["instances"], strict=True)
+    )
     totals: Counter[str] = Counter()
     for d in drivers:
         totals.update(d.counts)
@@ -90,6 +71,6 @@ async def core_cases(dut):
     await run_instances(
         dut,
         lambda pins, inst: CoreDriver(
-            pins, params_from_json(inst["params"]), inst["prefix"] or "core"
+            pins, params_from_json(CoreParams, inst["params"]), inst["prefix"] or "core"
         ),
     )

@@ -14,7 +14,10 @@ import random
 from collections import Counter
 from typing import Any, Protocol
 
+from amaranth.hdl import Value
+from amaranth.sim import Simulator
 from spikeforge.rtl.cores.core import CLEAR_LATENCY, CoreParams, Op, Reg, Region
+from spikeforge.sim.testbenches.harness import PERIOD_NS, to_signed
 
 INPUTS = ("i.valid", "i.payload", "o.ready", "cfg.valid", "cfg.write", "cfg.addr", "cfg.wdata")
 OP_NAMES = {op.value: op.name for op in Op}
@@ -34,10 +37,6 @@ class Pins(Protocol):
 
 class CaseFailed(AssertionError):
     """The core disagreed with the reference."""
-
-
-def _signed32(x: int) -> int:
-    return x - (1 << 32) if x & (1 << 31) else x
 
 
 class CoreDriver:
@@ -165,7 +164,7 @@ class CoreDriver:
             seen = await self._cycle(None, cfg)
             issued += int(seen["cfg"])
             if seen["rdata"] is not None:
-                answers.append(_signed32(seen["rdata"]))
+                answers.append(to_signed(seen["rdata"], 32))
             if self.cycle - start > self._limit(len(reads)):
                 self._fail("timeout waiting for read data")
         for (_, want, what), got in zip(reads, answers, strict=True):
@@ -177,10 +176,20 @@ class CoreDriver:
 
     # -- cycle contract -------------------------------------------------------------------
 
+    #: Whether a burst ending in a SPIKE or LOAD costs one more cycle (the engine drains before
+    #: the next access, a configuration access, is taken).
+    drains_after_burst = False
+
+    def _spike_cost(self, index: int) -> int:
+        return self.params.groups
+
+    def _clear_cost(self) -> int:
+        return self.params.groups + CLEAR_LATENCY
+
     def _costs(self, events: list[list[int]], expect: list[list[int]]) -> list[int]:
         """The contract's cycle cost of each event, from the spikes each TICK emits."""
         p, costs, out = self.params, [], list(expect)
-        for op, _, _ in events:
+        for op, index, _ in events:
             if op == Op.TICK.value:
                 spikes = []
                 while out[0][0] != Op.TICK.value:
@@ -190,9 +199,11 @@ class CoreDriver:
                 costs.append(p.tick_cycles(list(per_group.values())))
             elif op == Op.CLEAR.value:
                 out.pop(0)
-                costs.append(p.groups + CLEAR_LATENCY)
+                costs.append(self._clear_cost())
             else:
-                costs.append(p.groups if op == Op.SPIKE.value else 1)
+                costs.append(self._spike_cost(index) if op == Op.SPIKE.value else 1)
+        if self.drains_after_burst and events and events[-1][0] in (Op.SPIKE.value, Op.LOAD.value):
+            costs[-1] += 1
         return costs
 
     async def _check_contract(self, costs: list[int]) -> None:
@@ -211,7 +222,7 @@ class CoreDriver:
 
 
 class AmaranthPins:
-    """``Pins`` over an Amaranth testbench context and a ``Core`` (or a ``MultiCore`` port)."""
+    """``Pins`` over an Amaranth testbench context and a core's ports (``ports.i.valid`` ...)."""
 
     def __init__(self, ctx: Any, ports: Any):
         self.ctx, self.ports = ctx, ports
@@ -219,8 +230,6 @@ class AmaranthPins:
 
     def _value(self, name: str) -> Any:
         if name not in self._cache:
-            from amaranth.hdl import Value
-
             obj = self.ports
             for part in name.split("."):
                 obj = getattr(obj, part)
@@ -238,3 +247,23 @@ class AmaranthPins:
 
     async def next_cycle(self) -> None:
         await self.ctx.tick()
+
+
+def simulate_cases(
+    dut: Any, params: CoreParams, cases: list[dict[str, Any]], driver: type[CoreDriver] = CoreDriver
+) -> Counter[str]:
+    """Run ``cases`` in order on ``dut`` in Amaranth's simulator; the driver's counts."""
+    counts: Counter[str] = Counter()
+
+    async def bench(ctx: Any) -> None:
+        run = driver(AmaranthPins(ctx, dut), params)
+        run.reset_inputs()
+        for k, case in enumerate(cases):
+            await run.run_case(case, f"case {k}")
+        counts.update(run.counts)
+
+    sim = Simulator(dut)
+    sim.add_clock(PERIOD_NS * 1e-9)
+    sim.add_testbench(bench)
+    sim.run()
+    return counts

@@ -2,24 +2,24 @@
 
 A case is JSON-ready: a list of phases that a driver (``core_bench``) executes in order. Every
 expectation comes from ``spikeforge.rtl.cores.core_model.CoreModel`` (hence
-``spikeforge.sim.semantics``). Also here: the
-parameter sets the HDL tests build, and ``MultiCore``, which puts several cores in one top so one
-simulator build covers all of them.
+``spikeforge.sim.semantics``). Also here: the parameter sets the HDL tests build, and the
+per-instance case lists (and their expected comparison counts) of a side-by-side top of cores.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from amaranth.hdl import Module
-from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
-from spikeforge.rtl.cores.core import Core, CoreConfig, CoreParams, Op, Reg, Region
+from spikeforge.rtl.cores.core import CoreConfig, CoreParams, Op, Reg, Region
 from spikeforge.rtl.cores.core_model import CoreModel
 from spikeforge.rtl.cores.neuron import max_theta
-from spikeforge.sim.semantics import FIRE_MODES, RESET_MODES, Leak, signed_range
+from spikeforge.sim.semantics import FIRE_MODES, LEAK_MODES, RESET_MODES, Leak, signed_range
+from spikeforge.sim.testbenches.harness import params_to_json, to_unsigned
 
 #: Parameter sets of the cocotb build: w_bits 2..8, v_bits 8..24, lanes 1..16, all options.
 HDL_PARAMS: tuple[CoreParams, ...] = (
@@ -36,31 +36,6 @@ HDL_PARAMS: tuple[CoreParams, ...] = (
 )  # fmt: skip
 
 
-def params_to_json(params: CoreParams) -> dict[str, Any]:
-    return {
-        k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(params).items()
-    }
-
-
-def params_from_json(d: dict[str, Any]) -> CoreParams:
-    return CoreParams(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
-
-
-class MultiCore(wiring.Component):
-    """Several independent cores sharing a clock: ports ``c0__i__valid``, ``c1__cfg__addr``..."""
-
-    def __init__(self, params: tuple[CoreParams, ...]):
-        self.cores = [Core(p) for p in params]
-        super().__init__({f"c{k}": Out(core.signature) for k, core in enumerate(self.cores)})
-
-    def elaborate(self, platform):
-        m = Module()
-        for k, core in enumerate(self.cores):
-            m.submodules[f"core{k}"] = core
-            wiring.connect(m, wiring.flipped(getattr(self, f"c{k}")), core)
-        return m
-
-
 # -- random configurations --------------------------------------------------------------------
 
 
@@ -69,9 +44,11 @@ def _log_uniform(rng: np.random.Generator, lo: int, hi: int, size=None) -> np.nd
     return np.clip(np.floor(x).astype(np.int64), lo, hi)
 
 
-def random_weights(params: CoreParams, rng: np.random.Generator) -> np.ndarray:
+def random_weights(params: CoreParams, rng: np.random.Generator, shape=None) -> np.ndarray:
+    """Weights of one style (uniform, sparse, only the two extremes, non-negative); ``shape``
+    defaults to a core's ``(n_neurons, n_axons)``."""
     lo, hi = signed_range(params.w_bits)
-    shape = (params.n_neurons, params.n_axons)
+    shape = shape or (params.n_neurons, params.n_axons)
     style = rng.choice(["uniform", "sparse", "extreme", "positive"])
     w = rng.integers(lo, hi + 1, size=shape)
     if style == "sparse":
@@ -172,12 +149,12 @@ def random_case(params: CoreParams, rng: np.random.Generator, steps: int = 4) ->
     ]
     if rng.random() < 0.4:
         phases.append({"writes": _v_presets(params, model, rng)})
-    stats = {"clears_mid_sample": 0, "theta_one": 0, "theta_max": 0}
+    clears = 0
     for _ in range(steps):
         events = _step_events(params, rng)
         if rng.random() < 0.1:  # CLEAR in the middle of a sample (and of a step)
             events.insert(int(rng.integers(0, len(events) + 1)), [Op.CLEAR.value, 0, 0])
-            stats["clears_mid_sample"] += 1
+            clears += 1
         events.append([Op.TICK.value, 0, 0])
         expect = [out for op, index, value in events for out in model.event(op, index, value)]
         phases.append({"events": events, "expect": expect})
@@ -187,9 +164,25 @@ def random_case(params: CoreParams, rng: np.random.Generator, steps: int = 4) ->
         model.event(op, index, value)
     phases.append({"events": tail, "expect": []})
     phases.append({"reads": _counter_reads(params, model)})
+    return finish_case(params, config, model, phases, clears, rng)
+
+
+def finish_case(
+    params: CoreParams,
+    config: CoreConfig,
+    model: Any,
+    phases: list[dict[str, Any]],
+    clears_mid_sample: int,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The case of ``phases``: its configuration, random input gaps, back-pressure and driver
+    seed, and the facts the coverage checklist counts (with the model's own)."""
     theta = config.theta_vector(params)
-    stats["theta_one"] = int(np.sum(theta == 1))
-    stats["theta_max"] = int(np.sum(theta == max_theta(params.v_bits)))
+    stats = {
+        "clears_mid_sample": clears_mid_sample,
+        "theta_one": int(np.sum(theta == 1)),
+        "theta_max": int(np.sum(theta == max_theta(params.v_bits))),
+    }
     return {
         "config": config_to_json(config),
         "phases": phases,
@@ -207,7 +200,7 @@ def _v_presets(params: CoreParams, model: CoreModel, rng: np.random.Generator) -
     for n in rng.choice(params.n_neurons, size=min(4, params.n_neurons), replace=False).tolist():
         value = int(rng.choice([lo, hi, lo + 3, hi - 3]))
         model.set_v(n, value)
-        writes.append([params.addr(Region.V, n), value & 0xFFFFFFFF])
+        writes.append([params.addr(Region.V, n), to_unsigned(value, 32)])
     return writes
 
 
@@ -225,3 +218,78 @@ def contract_case(params: CoreParams, rng: np.random.Generator) -> dict[str, Any
     case = random_case(params, rng, steps=3)
     case.update(gap_p=0.0, backpressure_p=0.0, contract=True)
     return case
+
+
+# -- instances of a side-by-side top ---------------------------------------------------------
+
+
+def hdl_instances(
+    params: Sequence[CoreParams],
+    make_contract: Callable[[Any, np.random.Generator], dict[str, Any]],
+    make_random: Callable[[Any, np.random.Generator], dict[str, Any]],
+    n_random: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Per parameter set (prefix ``c<k>``): a contract case, then ``n_random`` random cases."""
+    rng = np.random.default_rng(seed)
+    return [
+        {
+            "prefix": f"c{k}",
+            "params": params_to_json(p),
+            "cases": [make_contract(p, rng)] + [make_random(p, rng) for _ in range(n_random)],
+        }
+        for k, p in enumerate(params)
+    ]
+
+
+def sent_instances(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The instances as the testbench needs them: without the host-side config and stats."""
+    return [
+        {**inst, "cases": [{k: v for k, v in c.items() if k not in ("config", "stats")}
+                           for c in inst["cases"]]}
+        for inst in instances
+    ]  # fmt: skip
+
+
+def expected_counts(instances: list[dict[str, Any]]) -> Counter[str]:
+    """What the testbench must report having compared over every case of ``instances``."""
+    totals: Counter[str] = Counter()
+    for inst in instances:
+        for case in inst["cases"]:
+            totals["cases"] += 1
+            for phase in case["phases"]:
+                totals["out_events_compared"] += len(phase.get("expect", []))
+                totals["v_compared"] += sum(r[2].startswith("v[") for r in phase.get("reads", []))
+                totals["reads_compared"] += len(phase.get("reads", []))
+            if case.get("contract"):
+                totals["contract_events"] += sum(len(ph.get("events", [])) for ph in case["phases"])
+                totals["reads_compared"] += 1  # the busy-cycle counter
+    return totals
+
+
+def coverage_gaps(instances: list[dict[str, Any]]) -> list[str]:
+    """What the cases of ``instances`` fail to reach, from a fixed checklist: every leak, reset
+    and fire mode combination; in every instance both rails, spikes and a threshold of 1; in
+    some case the top threshold, a CLEAR mid-sample, a duplicate SPIKE, input gaps and
+    output back-pressure."""
+    modes: set[tuple[str, str, str]] = set()
+    seen: Counter[str] = Counter()
+    gaps = []
+    for inst in instances:
+        per: Counter[str] = Counter()
+        for case in inst["cases"]:
+            cfg = case["config"]
+            modes.add((cfg["leak"]["mode"], cfg["reset"], cfg["fire"]))
+            per.update(case["stats"])
+            seen["gaps"] += case["gap_p"] > 0
+            seen["backpressure"] += case["backpressure_p"] > 0
+            for ph in case["phases"]:
+                spikes = [tuple(e) for e in ph.get("events", []) if e[0] == Op.SPIKE.value]
+                seen["duplicates"] += len(spikes) - len(set(spikes))
+        gaps += [f"{inst['prefix']}: {f}" for f in ("sat_hi", "sat_lo", "spikes", "theta_one")
+                 if not per[f]]  # fmt: skip
+        seen.update(per)
+    gaps += [f"modes {m}" for m in itertools.product(LEAK_MODES, RESET_MODES, FIRE_MODES)
+             if m not in modes]  # fmt: skip
+    facts = ("theta_max", "clears_mid_sample", "gaps", "backpressure", "duplicates")
+    return gaps + [fact for fact in facts if not seen[fact]]

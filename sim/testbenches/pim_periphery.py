@@ -14,36 +14,24 @@ from collections import Counter
 from typing import Any
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 from spikeforge.sim.testbenches.case import load_case, write_report
+from spikeforge.sim.testbenches.harness import Ports, run_concurrently, start, to_signed
 
 #: Cycles without progress after which a case fails.
 STALL_LIMIT = 200
+#: Inputs held at 0 through reset and until an instance's first case.
+IDLE_INPUTS = ("i__valid", "o__ready", "corr__en")
 
 
-class Port:
-    """Signals of one instance, by name (``i__valid`` ...), under its prefix."""
-
-    def __init__(self, dut: Any, prefix: str):
-        self.dut, self.prefix = dut, prefix
-
-    def __getitem__(self, name: str) -> Any:
-        return getattr(self.dut, f"{self.prefix}__{name}")
-
-
-def _signed(value: int, bits: int) -> int:
-    return value - (1 << bits) if value >> (bits - 1) & 1 else value
-
-
-async def run_case(port: Port, case: dict[str, Any], out: dict[str, int], counts: Counter) -> None:
+async def run_case(port: Ports, case: dict[str, Any], out: dict[str, int], counts: Counter) -> None:
     rng = random.Random(case["seed"])
     port["lsb_shift"].value = case["lsb_shift"]
     port["input_shift"].value = case["input_shift"]
     for addr, value in case["corrections"]:
         port["corr__en"].value, port["corr__addr"].value = 1, addr
         port["corr__data"].value = value
-        await FallingEdge(port.dut.clk)
+        await FallingEdge(port.clk)
     port["corr__en"].value = 0
     events, expect = case["events"], [tuple(e) for e in case["expect"]]
     got: list[tuple[int, int, int]] = []
@@ -58,7 +46,7 @@ async def run_case(port: Port, case: dict[str, Any], out: dict[str, int], counts
         if port["o__valid"].value and port["o__ready"].value:
             word = int(port["o__payload"].value)
             op, index = word & 3, (word >> 2) & ((1 << out["index_bits"]) - 1)
-            value = _signed(word >> (2 + out["index_bits"]), out["load_bits"])
+            value = to_signed(word >> (2 + out["index_bits"]), out["load_bits"])
             got.append((op, index, value))
             k = len(got) - 1
             assert k < len(expect), f"{case['label']}: extra out event {got[-1]}"
@@ -68,7 +56,7 @@ async def run_case(port: Port, case: dict[str, Any], out: dict[str, int], counts
             sent, progress = sent + 1, True
         idle = 0 if progress else idle + 1
         assert idle < STALL_LIMIT, f"{case['label']}: stalled at event {sent}, out {len(got)}"
-        await FallingEdge(port.dut.clk)
+        await FallingEdge(port.clk)
     counts["cases"] += 1
     counts["events_sent"] += len(events)
     counts["out_events_compared"] += len(got)
@@ -77,11 +65,8 @@ async def run_case(port: Port, case: dict[str, Any], out: dict[str, int], counts
     counts[f"cases_{case['kind']}"] += 1
 
 
-async def run_instance(port: Port, inst: dict[str, Any], counts: Counter) -> None:
-    port["i__valid"].value = 0
-    port["o__ready"].value = 0
-    port["corr__en"].value = 0
-    await FallingEdge(port.dut.clk)
+async def run_instance(port: Ports, inst: dict[str, Any], counts: Counter) -> None:
+    await FallingEdge(port.clk)
     for case in inst["cases"]:
         await run_case(port, case, inst["out"], counts)
 
@@ -90,19 +75,13 @@ async def run_instance(port: Port, inst: dict[str, Any], counts: Counter) -> Non
 async def periphery_cases(dut):
     """Every instance's cases, concurrently; any difference fails the test."""
     spec = load_case()
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    for inst in spec["instances"]:
-        port = Port(dut, inst["prefix"])
-        port["i__valid"].value, port["o__ready"].value, port["corr__en"].value = 0, 0, 0
-    for _ in range(3):
-        await FallingEdge(dut.clk)
-    dut.rst.value = 0
+    ports = [Ports(dut, inst["prefix"]) for inst in spec["instances"]]
+    for port in ports:
+        port.clear(IDLE_INPUTS)
+    await start(dut)
     counts: Counter[str] = Counter()
-    tasks = [
-        cocotb.start_soon(run_instance(Port(dut, inst["prefix"]), inst, counts))
-        for inst in spec["instances"]
-    ]
-    for task in tasks:
-        await task
+    await run_concurrently(
+        run_instance(port, inst, counts)
+        for port, inst in zip(ports, spec["instances"], strict=True)
+    )
     write_report(**counts)

@@ -21,7 +21,9 @@ from spikeforge.sim.bundle import Bundle, InputSpec, Layer, load_bundle, save_bu
 from spikeforge.sim.semantics import Leak, signed_range
 
 from spikeforge import cli
-from spikeforge.rtl_flow import counter_mismatches, first_mismatch, run_chips
+from spikeforge.rtl_flow import first_mismatch, run_chips
+from tests.rtl.chip_golden import check_chips
+from tests.sim.builders import linear
 
 SEED = 7007
 SAMPLES = 5
@@ -63,17 +65,15 @@ def random_bundle(
         if rng.random() < 0.4:
             bias = rng.integers(-top // 2, top // 2 + 1, size=n_out) if rng.random() < 0.5 else 3
         layers.append(
-            Layer(
-                name=f"l{k}",
-                kind="linear",
-                weight=weight,
-                in_shape=(width,),
+            linear(
+                f"l{k}",
+                weight,
+                fire="accum" if last else "lif",
+                threshold=threshold,
                 w_bits=w_bits,
                 v_bits=v_bits,
-                threshold=None if last else threshold,
-                leak=Leak("none") if last else _leak(rng, v_bits),
+                leak=None if last else _leak(rng, v_bits),
                 reset="none" if last else str(rng.choice(["sub", "zero", "none"])),
-                fire="accum" if last else "lif",
                 input_shift=int(rng.integers(0, 4)),
                 bias=bias,
             )
@@ -124,31 +124,10 @@ def _random_runs(base) -> list:
     return runs
 
 
-def _check(runs: list, results: list) -> tuple[int, int, set[str]]:
-    """Every run equals golden; returns (values compared, spikes, feeds)."""
-    compared = spikes = 0
-    feeds = set()
-    for (bundle, x, plan), rtl in zip(runs, results, strict=True):
-        want = golden.run(bundle, x, first_layer_sums=plan.first_layer_sums(x))
-        assert first_mismatch(bundle, rtl.arrays, want.result_arrays()) is None
-        assert counter_mismatches(rtl, want) == []
-        for key, value in want.result_arrays().items():
-            assert np.array_equal(rtl.arrays[key], value), key
-            compared += value.size
-        spikes += sum(int(s.sum()) for s in want.spikes.values())
-        n, t = x.shape[0], bundle.timesteps
-        assert rtl.report["ticks"] == n * t * len(bundle.layers)
-        assert rtl.report["clears"] == n * len(bundle.layers)
-        assert rtl.report.get("order_violations", 0) == 0
-        assert rtl.cycles.min() > 0
-        feeds.add(plan.feed)
-    return compared, spikes, feeds
-
-
 def test_random_chips_match_golden(simulator, tmp_path):
     runs = [_random_runs(tmp_path)[k] for k in FAST_CASES]
     results = run_chips([(plan, x) for _, x, plan in runs], sim=simulator, build_dir=tmp_path)
-    compared, spikes, feeds = _check(runs, results)
+    compared, spikes, feeds = check_chips(runs, results)
     assert feeds == {"pim", "spikes"}
     assert compared > 500 and spikes > 50
     assert all(any(len(st.slices) > 1 for st in p.stages) for _, _, p in runs)
@@ -165,7 +144,7 @@ def test_all_random_chips_match_golden(simulator, tmp_path):
     config.weights[0, 0] = 1 if config.weights[0, 0] != 1 else 2
     results = run_chips([(plan, x) for _, x, plan in [*runs, (bundle, x, bad)]],
                         sim=simulator, build_dir=tmp_path)  # fmt: skip
-    compared, spikes, feeds = _check(runs, results[:-1])
+    compared, spikes, feeds = check_chips(runs, results[:-1])
     assert feeds == {"pim", "sums", "spikes"}
     assert compared > 2000 and spikes > 200
     assert any(len(stage.slices) > 1 for _, _, p in runs for stage in p.stages)

@@ -16,7 +16,8 @@ from spikeforge.sim import golden
 from spikeforge.sim.bundle import Bundle, InputSpec, Layer
 from spikeforge.sim.semantics import Leak, signed_range
 
-from spikeforge.rtl_flow import counter_mismatches, first_mismatch, run_chips
+from spikeforge.rtl_flow import run_chips
+from tests.rtl.chip_golden import check_chips
 
 
 def conv_bundle(
@@ -49,19 +50,6 @@ def conv_bundle(
     return Bundle(timesteps=timesteps, input=spec, layers=[l1, l2, l3, l4])
 
 
-def _check(runs, results) -> tuple[int, int]:
-    compared = spikes = 0
-    for (bundle, x, plan), rtl in zip(runs, results, strict=True):
-        want = golden.run(bundle, x, first_layer_sums=plan.first_layer_sums(x))
-        assert first_mismatch(bundle, rtl.arrays, want.result_arrays()) is None
-        assert counter_mismatches(rtl, want) == []
-        for key, value in want.result_arrays().items():
-            assert np.array_equal(rtl.arrays[key], value), key
-            compared += value.size
-        spikes += sum(int(s.sum()) for s in want.spikes.values())
-    return compared, spikes
-
-
 def test_conv_chips_match_golden(simulator, tmp_path):
     rng = np.random.default_rng(5)
     runs = []
@@ -77,7 +65,7 @@ def test_conv_chips_match_golden(simulator, tmp_path):
         runs.append((bundle, x, plan))
     assert runs[0][2].feed == "pim" and runs[1][2].feed == "spikes"
     results = run_chips([(p, x) for _, x, p in runs], sim=simulator, build_dir=tmp_path)
-    compared, spikes = _check(runs, results)
+    compared, spikes, _ = check_chips(runs, results)
     assert compared > 2000 and spikes > 200
 
 
@@ -91,7 +79,7 @@ def test_fashion_conv_chip_200_images(tmp_path):
     x = golden.check_input(bundle, data.x_test[:200])
     plan = plan_chip(bundle, ChipOptions(lanes=16))
     rtl = run_chips([(plan, x)], sim="verilator", build_dir=tmp_path)
-    compared, spikes = _check([(bundle, x, plan)], rtl)
+    compared, spikes, _ = check_chips([(bundle, x, plan)], rtl)
     assert x.shape[0] == 200 and compared > 200 * 6 * 9000 and spikes > 0
     print(f"fashion conv chip: 200 images, {rtl[0].cycles.mean():.0f} cycles per sample, "
           f"{spikes} spikes, {rtl[0].seconds}")  # fmt: skip

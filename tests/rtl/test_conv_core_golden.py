@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from spikeforge.rtl.cores.conv_core import ConvCore, ConvCoreParams, conv_core_for_layer
 from spikeforge.rtl.cores.conv_core_model import ConvCoreModel
 from spikeforge.rtl.cores.core import Op, Reg, Region
@@ -22,7 +21,7 @@ from spikeforge.sim.bundle import Layer
 from spikeforge.sim.golden import run
 from spikeforge.sim.semantics import Leak, signed_range
 from spikeforge.sim.testbenches.conv_core_bench import ConvDriver
-from spikeforge.sim.testbenches.core_bench import AmaranthPins
+from spikeforge.sim.testbenches.core_bench import simulate_cases
 
 from tests.sim.builders import bundle
 
@@ -132,23 +131,6 @@ def _case(params: ConvCoreParams, config, layer: Layer, x, golden, rng) -> dict:
     return {"phases": phases, "gap_p": 0.3, "backpressure_p": 0.3, "seed": 7}
 
 
-def _simulate(params: ConvCoreParams, case: dict) -> dict:
-    dut = ConvCore(params)
-    counts: dict = {}
-
-    async def bench(ctx):
-        driver = ConvDriver(AmaranthPins(ctx, dut), params)
-        driver.reset_inputs()
-        await driver.run_case(case, "golden")
-        counts.update(driver.counts)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return counts
-
-
 @pytest.mark.parametrize("name", list(SPECS))
 def test_conv_layer_on_core_matches_golden(name):
     spec = SPECS[name]
@@ -165,7 +147,7 @@ def test_conv_layer_on_core_matches_golden(name):
     params, config = conv_core_for_layer(layer, lanes=spec.lanes)
     assert params.out_shape == layer.out_shape
     case = _case(params, config, layer, steps, golden, rng)
-    result = _simulate(params, case)
+    result = simulate_cases(ConvCore(params), params, [case], ConvDriver)
     n_compared = N_SAMPLES * T_STEPS * layer.n_out
     assert result["v_compared"] == n_compared
     fired = golden.counters["conv"].output_spikes

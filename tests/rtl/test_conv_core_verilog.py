@@ -9,8 +9,9 @@ import re
 import numpy as np
 import pytest
 from spikeforge.rtl.cores.conv_core import ConvCoreParams, conv_core_for_layer, conv_core_verilog
-from spikeforge.rtl.gateware.emit import lint
 from spikeforge.sim.bundle import Layer
+
+from tests.rtl.lint_check import assert_lint_clean
 
 LINT_PARAMS = [
     ConvCoreParams(in_shape=(1, 1, 1), out_channels=1, kernel=(1, 1)),
@@ -25,11 +26,7 @@ LINT_PARAMS = [
 
 @pytest.mark.parametrize("params", LINT_PARAMS, ids=lambda p: "x".join(map(str, p.in_shape)))
 def test_lint_clean_with_documented_waivers(params, tmp_path):
-    path = tmp_path / "sf_conv_core.v"
-    path.write_text(conv_core_verilog(params))
-    result = lint(path, "sf_conv_core")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "%Warning" not in result.stderr
+    assert_lint_clean(conv_core_verilog(params), "sf_conv_core", tmp_path)
 
 
 def _fmnist_layer(in_shape: tuple[int, int, int], out_c: int) -> Layer:

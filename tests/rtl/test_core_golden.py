@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from spikeforge.rtl.cores.core import Core, CoreConfig, CoreParams, Op, Reg, Region, core_for_layer
 from spikeforge.sim.golden import run, sum_bound
 from spikeforge.sim.semantics import Leak
-from spikeforge.sim.testbenches.core_bench import AmaranthPins, CoreDriver
+from spikeforge.sim.testbenches.core_bench import simulate_cases
 
 from tests.sim.builders import bundle, linear
 
@@ -49,23 +48,6 @@ def _layer_case(params: CoreParams, config: CoreConfig, steps: list, spikes, pot
         regs.append((Reg.OUT_SPIKES, counts.output_spikes))
         phases.append({"reads": [[params.addr(Region.CTRL, r), n, r.name] for r, n in regs]})
     return {"phases": phases, "gap_p": 0.3, "backpressure_p": 0.3, "seed": 7}
-
-
-def _simulate(params: CoreParams, case: dict) -> dict:
-    dut = Core(params)
-    counts: dict = {}
-
-    async def bench(ctx):
-        driver = CoreDriver(AmaranthPins(ctx, dut), params)
-        driver.reset_inputs()
-        await driver.run_case(case, "golden")
-        counts.update(driver.counts)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return counts
 
 
 def _spike_events(train: np.ndarray) -> list[list[list[int]]]:
@@ -101,7 +83,7 @@ def test_layers_on_cores_match_golden(encoding):
             steps, counts = _spike_events(train), golden.counters[layer.name]
         spikes = golden.spikes[layer.name].reshape(n, t, -1)
         case = _layer_case(params, config, steps, spikes, golden.potentials[layer.name], counts)
-        result = _simulate(params, case)
+        result = simulate_cases(Core(params), params, [case])
         assert result["v_compared"] == n * t * layer.n_out
         fired = golden.counters[layer.name].output_spikes
         assert result.get("out_spike", 0) == spikes.sum() == fired

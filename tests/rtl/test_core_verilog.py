@@ -9,6 +9,7 @@ from spikeforge.rtl.cores.core import CoreParams, core_verilog
 from spikeforge.rtl.gateware.emit import LINT_WAIVERS, kick_combinational, lint
 
 from spikeforge import cli
+from tests.rtl.lint_check import assert_lint_clean
 
 LINT_PARAMS = [
     CoreParams(n_axons=1, n_neurons=1),
@@ -20,11 +21,7 @@ LINT_PARAMS = [
 
 @pytest.mark.parametrize("params", LINT_PARAMS, ids=lambda p: f"{p.n_axons}x{p.n_neurons}")
 def test_lint_clean_with_documented_waivers(params, tmp_path):
-    path = tmp_path / "sf_core.v"
-    path.write_text(core_verilog(params))
-    result = lint(path, "sf_core")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "%Warning" not in result.stderr
+    assert_lint_clean(core_verilog(params), "sf_core", tmp_path)
 
 
 def test_waiver_list_is_short_and_needed(tmp_path):

@@ -13,18 +13,16 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
-from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
 from spikeforge.pim.array import ArrayGeometry
 from spikeforge.pim.model import PimConfig, PimLayer
 from spikeforge.pim.nonideal import NonIdeal
 from spikeforge.rtl.chip.pim_periphery import PeripheryParams, PimPeriphery
 from spikeforge.rtl.cores.core import CoreParams, Op
-from spikeforge.rtl.gateware import emit
+from spikeforge.rtl.gateware.side_by_side import SideBySide
 from spikeforge.sim.bundle import InputSpec, Layer
-from spikeforge.sim.flow import run_cocotb
 from spikeforge.sim.semantics import signed_range
+from spikeforge.sim.testbenches.harness import to_unsigned
+from spikeforge.sim.testbenches.run import run_testbench
 
 PARAMS = (
     PeripheryParams(n_neurons=256, n_channels=64, groups=1, columns=6, adc_bits=11),
@@ -36,21 +34,6 @@ PARAMS = (
 )
 CASES_PER_INSTANCE = 30
 SEED = 6060
-
-
-class MultiPeriphery(wiring.Component):
-    """Independent peripheries sharing a clock: ports ``p0__i__valid`` ..."""
-
-    def __init__(self, params: tuple[PeripheryParams, ...]):
-        self.units = [PimPeriphery(p) for p in params]
-        super().__init__({f"p{k}": Out(u.signature) for k, u in enumerate(self.units)})
-
-    def elaborate(self, platform):
-        m = Module()
-        for k, unit in enumerate(self.units):
-            m.submodules[f"unit{k}"] = unit
-            wiring.connect(m, wiring.flipped(getattr(self, f"p{k}")), unit)
-        return m
 
 
 def _layer(p: PeripheryParams, rng: np.random.Generator) -> tuple[Layer, int]:
@@ -139,7 +122,7 @@ def make_case(p: PeripheryParams, rng: np.random.Generator, index: int) -> dict:
             events.append(Op.TICK.value)
             expect.append([Op.TICK.value, 0, 0])
     corrections = [
-        [o, int(c) & ((1 << p.correction_bits) - 1)] for o, c in enumerate(pim.correction)
+        [o, to_unsigned(int(c), p.correction_bits)] for o, c in enumerate(pim.correction)
     ]
     assert all(abs(int(c)) < 1 << (p.correction_bits - 1) for c in pim.correction)
     return {
@@ -182,22 +165,24 @@ def test_cases_cover_ideal_lossy_and_both_combines(instances) -> None:
 
 
 def test_periphery_verilog_matches_model(simulator, instances, tmp_path) -> None:
-    verilog = emit.write(MultiPeriphery(PARAMS), "sf_pim_periphery", tmp_path / "periphery.v")
-    report = run_cocotb(
-        sources=[verilog],
-        toplevel="sf_pim_periphery",
-        test_module="spikeforge.sim.testbenches.pim_periphery",
-        sim=simulator,
-        build_dir=tmp_path / simulator,
-        case={"instances": instances},
-    )
     cases = [c for inst in instances for c in inst["cases"]]
-    expected_out = sum(len(c["expect"]) for c in cases)
-    expected_loads = sum(e[0] == Op.LOAD.value for c in cases for e in c["expect"])
-    assert report["cases"] == len(cases) >= 100
-    assert report["events_sent"] == sum(len(c["events"]) for c in cases)
-    assert report["out_events_compared"] == expected_out > 0
-    assert report["loads_compared"] == expected_loads > 1000
+    want = {
+        "cases": len(cases),
+        "events_sent": sum(len(c["events"]) for c in cases),
+        "out_events_compared": sum(len(c["expect"]) for c in cases),
+        "loads_compared": sum(e[0] == Op.LOAD.value for c in cases for e in c["expect"]),
+    }
+    report = run_testbench(
+        SideBySide([PimPeriphery(p) for p in PARAMS], prefix="p"),
+        "sf_pim_periphery",
+        "pim_periphery",
+        sim=simulator,
+        build_dir=tmp_path,
+        case={"instances": instances},
+        expect=want,
+    )
+    assert want["cases"] >= 100
+    assert want["out_events_compared"] > 0 and want["loads_compared"] > 1000
     assert report["cases_ideal"] >= 30 and report["cases_lossy"] >= 30
 
 

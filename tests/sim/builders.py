@@ -8,9 +8,11 @@ from spikeforge.sim.bundle import Bundle, InputSpec, Layer
 from spikeforge.sim.semantics import Leak, signed_range
 
 
-def linear(
+def _layer(
     name: str,
-    weight,
+    kind: str,
+    weight: np.ndarray,
+    in_shape: tuple[int, ...],
     *,
     fire: str = "lif",
     threshold=1,
@@ -20,13 +22,15 @@ def linear(
     reset: str = "sub",
     input_shift: int = 0,
     bias=None,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[int, int] = (0, 0),
 ) -> Layer:
-    weight = np.asarray(weight, dtype=np.int64)
+    """A layer with test defaults; an ``accum`` layer gets no threshold and no reset."""
     return Layer(
         name=name,
-        kind="linear",
+        kind=kind,
         weight=weight,
-        in_shape=(weight.shape[1],),
+        in_shape=in_shape,
         w_bits=w_bits,
         v_bits=v_bits,
         threshold=threshold if fire == "lif" else None,
@@ -35,7 +39,20 @@ def linear(
         fire=fire,
         input_shift=input_shift,
         bias=bias,
+        stride=stride,
+        padding=padding,
     )
+
+
+def linear(name: str, weight, **options) -> Layer:
+    """A linear layer over ``weight``'s columns (options: see ``_layer``)."""
+    weight = np.asarray(weight, dtype=np.int64)
+    return _layer(name, "linear", weight, (weight.shape[1],), **options)
+
+
+def conv(name: str, weight, in_shape: tuple[int, int, int], **options) -> Layer:
+    """A conv2d layer over ``in_shape`` (options: see ``_layer``, with stride and padding)."""
+    return _layer(name, "conv2d", np.asarray(weight, dtype=np.int64), in_shape, **options)
 
 
 def bundle(
@@ -89,17 +106,16 @@ def random_bundles(draw, max_layers: int = 3) -> Bundle:
         w_bits = draw(st.integers(2, 8))
         v_bits = draw(st.integers(4, 24))
         lo, hi = signed_range(w_bits)
-        conv = len(in_shape) == 3 and draw(st.booleans())
-        if conv:
+        is_conv = len(in_shape) == 3 and draw(st.booleans())
+        if is_conv:
             c, h, w = in_shape
             kh, kw = draw(st.integers(1, min(3, h + 2))), draw(st.integers(1, min(3, w + 2)))
             out_c = draw(st.integers(1, 3))
             weight = rng.integers(lo, hi + 1, size=(out_c, c, kh, kw))
-            layer = Layer(
-                name=f"l{index}",
-                kind="conv2d",
-                weight=weight,
-                in_shape=in_shape,
+            layer = conv(
+                f"l{index}",
+                weight,
+                in_shape,
                 w_bits=w_bits,
                 v_bits=v_bits,
                 threshold=None,
@@ -111,15 +127,7 @@ def random_bundles(draw, max_layers: int = 3) -> Bundle:
         else:
             n_in = int(np.prod(in_shape))
             weight = rng.integers(lo, hi + 1, size=(draw(st.integers(1, 8)), n_in))
-            layer = Layer(
-                name=f"l{index}",
-                kind="linear",
-                weight=weight,
-                in_shape=(n_in,),
-                w_bits=w_bits,
-                v_bits=v_bits,
-                threshold=None,
-            )
+            layer = linear(f"l{index}", weight, w_bits=w_bits, v_bits=v_bits, threshold=None)
         vmax = signed_range(v_bits)[1]
         layer.fire = "accum" if last else "lif"
         if not last:

@@ -17,14 +17,15 @@ from spikeforge.sim.bundle import Bundle, BundleError, InputSpec, Layer, load_bu
 from spikeforge.sim.files import OutputPathError
 from spikeforge.sim.semantics import Leak
 
+from tests.sim.builders import conv, linear
+
 
 def reference_bundle() -> Bundle:
     rng = np.random.default_rng(0)
-    conv = Layer(
-        name="conv1",
-        kind="conv2d",
-        weight=rng.integers(-32, 32, size=(4, 1, 3, 3)),
-        in_shape=(1, 8, 8),
+    conv1 = conv(
+        "conv1",
+        rng.integers(-32, 32, size=(4, 1, 3, 3)),
+        (1, 8, 8),
         w_bits=6,
         v_bits=16,
         threshold=rng.integers(1, 99, 64),
@@ -33,11 +34,9 @@ def reference_bundle() -> Bundle:
         stride=(2, 2),
         padding=(1, 1),
     )
-    fc = Layer(
-        name="fc1",
-        kind="linear",
-        weight=rng.integers(-32, 32, size=(10, 64)),
-        in_shape=(64,),
+    fc = linear(
+        "fc1",
+        rng.integers(-32, 32, size=(10, 64)),
         w_bits=6,
         v_bits=16,
         threshold=97,
@@ -46,21 +45,11 @@ def reference_bundle() -> Bundle:
         input_shift=2,
         bias=rng.integers(-5, 5, 10),
     )
-    out = Layer(
-        name="out",
-        kind="linear",
-        weight=rng.integers(-32, 32, size=(3, 10)),
-        in_shape=(10,),
-        w_bits=6,
-        v_bits=16,
-        threshold=None,
-        fire="accum",
-        reset="none",
-    )
+    out = linear("out", rng.integers(-32, 32, size=(3, 10)), w_bits=6, v_bits=16, fire="accum")
     return Bundle(
         timesteps=5,
         input=InputSpec((1, 8, 8), "direct", 5, False, 0.0627),
-        layers=[conv, fc, out],
+        layers=[conv1, fc, out],
         meta={"training": {"seed": 1}},
     )
 

@@ -8,10 +8,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spikeforge.sim import golden
-from spikeforge.sim.bundle import Bundle, InputSpec, Layer, validate
+from spikeforge.sim.bundle import Bundle, InputSpec, validate
 from spikeforge.sim.semantics import Leak, neuron_step, signed_range
 
-from tests.sim.builders import bundle, linear, random_bundles, random_input
+from tests.sim.builders import bundle, conv, linear, random_bundles, random_input
 from tests.sim.plain_model import plain_run
 
 
@@ -143,20 +143,9 @@ def test_conv_matches_torch_conv2d(stride, padding):
     rng = np.random.default_rng(7)
     weight = rng.integers(-32, 32, size=(4, 3, 3, 2))
     x = rng.integers(-128, 128, size=(5, 3, 9, 8))
-    conv = Layer(
-        name="c",
-        kind="conv2d",
-        weight=weight,
-        in_shape=(3, 9, 8),
-        w_bits=6,
-        v_bits=24,
-        threshold=None,
-        fire="accum",
-        reset="none",
-        stride=stride,
-        padding=padding,
-    )
-    b = validate(Bundle(timesteps=1, input=InputSpec((3, 9, 8), "direct", 8, True), layers=[conv]))
+    layer = conv("c", weight, (3, 9, 8), w_bits=6, v_bits=24, fire="accum", stride=stride,
+                 padding=padding)  # fmt: skip
+    b = validate(Bundle(timesteps=1, input=InputSpec((3, 9, 8), "direct", 8, True), layers=[layer]))
     expected = (
         torch.nn.functional.conv2d(
             torch.from_numpy(x).double(),
@@ -174,19 +163,10 @@ def test_conv_matches_torch_conv2d(stride, padding):
 
 def test_linear_after_conv_reads_chw_order():
     weight = np.arange(8).reshape(2, 1, 2, 2) - 4
-    conv = Layer(
-        name="c",
-        kind="conv2d",
-        weight=weight,
-        in_shape=(1, 3, 3),
-        w_bits=8,
-        v_bits=16,
-        threshold=1,
-        reset="zero",
-    )
+    layer = conv("c", weight, (1, 3, 3), w_bits=8, v_bits=16, threshold=1, reset="zero")
     fc = linear("fc", np.eye(8, dtype=int), fire="accum")
     b = validate(
-        Bundle(timesteps=1, input=InputSpec((1, 3, 3), "direct", 4, False), layers=[conv, fc])
+        Bundle(timesteps=1, input=InputSpec((1, 3, 3), "direct", 4, False), layers=[layer, fc])
     )
     x = np.arange(9).reshape(1, 1, 3, 3) % 3
     result = golden.run(b, x)

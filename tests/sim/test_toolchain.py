@@ -8,10 +8,9 @@ import sys
 
 import pytest
 from amaranth.sim import Simulator
-from spikeforge.rtl.gateware import emit
 from spikeforge.rtl.gateware.saturate import SaturatingAccumulator
-from spikeforge.sim.flow import run_cocotb
 from spikeforge.sim.semantics import saturate
+from spikeforge.sim.testbenches.run import run_testbench
 from spikeforge.sim.toolchain import (
     ToolchainError,
     path_with_verilator,
@@ -74,14 +73,13 @@ CYCLES = 10_000
 
 def test_accumulator_verilog_matches_model_every_cycle(simulator, tmp_path):
     """The real flow: Amaranth -> Verilog -> cocotb under each simulator, every cycle compared."""
-    verilog = emit.write(SaturatingAccumulator(8, 12), "sat_acc", tmp_path / "sat_acc.v")
-    report = run_cocotb(
-        sources=[verilog],
-        toplevel="sat_acc",
-        test_module="spikeforge.sim.testbenches.accumulator",
+    report = run_testbench(
+        SaturatingAccumulator(8, 12),
+        "sat_acc",
+        "accumulator",
         sim=simulator,
-        build_dir=tmp_path / simulator,
+        build_dir=tmp_path,
         case={"seed": 1234, "in_bits": 8, "acc_bits": 12, "cycles": CYCLES},
+        expect={"cycles_compared": CYCLES},
     )
-    assert report["cycles_compared"] == CYCLES
     assert report["cycles_at_limit"] > 0
