@@ -406,6 +406,14 @@ def _pim_feed(bundle: Bundle, options: ChipOptions, in_bits: int) -> dict[str, A
     }
 
 
+def _shift_within_sums(layer: Layer, max_abs_input: int) -> Layer:
+    """``layer`` with ``input_shift`` at most its widest exact sum's sign bit: a longer shift
+    gives the same integers (0 or -1), and a core shifts its sums by at most their width."""
+    bound = sum_bound(layer.weight, max_abs_input)
+    top = lossless_bits(-bound, bound) - 1
+    return layer if layer.input_shift <= top else replace(layer, input_shift=top)
+
+
 def plan_chip(bundle: Bundle, options: ChipOptions | None = None) -> ChipPlan:
     """The chip for ``bundle``; raises ``ChipError`` naming what the hardware cannot hold."""
     options = options or ChipOptions()
@@ -432,9 +440,12 @@ def plan_chip(bundle: Bundle, options: ChipOptions | None = None) -> ChipPlan:
                     f"(> {MAX_LOAD_BITS}); reduce input bits or weights"
                 )
             feed, core = "sums", {"load": True, "load_bits": load_bits}
+            first = _shift_within_sums(first, max(abs(lo), abs(hi)))
+    if feed == "spikes":
+        first = _shift_within_sums(first, 1)
     stages = [_stage(first, options, in_bits, **core)]
     for layer in bundle.layers[1:]:
-        stages.append(_stage(layer, options, _bits(layer.n_in)))
+        stages.append(_stage(_shift_within_sums(layer, 1), options, _bits(layer.n_in)))
     return ChipPlan(bundle, options, feed, stages, **extra)
 
 
