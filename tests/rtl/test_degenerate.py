@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +74,10 @@ def lin_one_neuron(rng) -> Bundle:
 
 
 def lin_one_neuron_signed(rng) -> Bundle:
-    """The same shape on 1-bit signed codes (-1 and 0), three steps, a bias."""
+    """The same shape on 1-bit signed codes (-1 and 0), three steps, a bias, and the longest
+    input_shift the format allows."""
     out = _out(rng, 1)
-    out.bias = -3
+    out.bias, out.input_shift = -3, 62
     return bundle([out], bits=1, signed=True, timesteps=3)
 
 
@@ -107,7 +108,8 @@ def conv_single_pixel(rng) -> Bundle:
 
 
 def conv_stride_over_kernel(rng) -> Bundle:
-    """Stride 3 over a 1x1 kernel (inputs that reach no output), into a second such conv."""
+    """Stride 3 over a 1x1 kernel (inputs that reach no output), into a second such conv with
+    an input_shift far beyond its sums."""
     c1 = conv2d(
         "c1",
         _w(rng, (2, 1, 1, 1), 3),
@@ -117,7 +119,16 @@ def conv_stride_over_kernel(rng) -> Bundle:
         threshold=2,
         leak=Leak("shift", k=1),
     )
-    c2 = conv2d("c2", _w(rng, (1, 2, 1, 1), 3), c1.out_shape, stride=(3, 3), w_bits=3, threshold=1)
+    c2 = conv2d(
+        "c2",
+        _w(rng, (1, 2, 1, 1), 3),
+        c1.out_shape,
+        stride=(3, 3),
+        w_bits=3,
+        threshold=1,
+        input_shift=40,
+        bias=1,
+    )
     return bundle([c1, c2, _out(rng, c2.n_out)], bits=16, signed=True, timesteps=2)
 
 
@@ -332,6 +343,7 @@ def test_cases_cover_the_edges(tmp_path):
     assert any(min(layer.padding) >= max(layer.weight.shape[2:]) for layer in convs)
     assert any(layer.out_shape[1:] == (1, 1) and layer.weight.shape[2] > 1 for layer in convs)
     assert {b.timesteps for b in bundles} >= {1, 2}
+    assert max(layer.input_shift for layer in layers) == 62
     assert {layer.w_bits for layer in layers} >= set(CORE_W_BITS)
     assert {layer.v_bits for layer in layers} >= set(CORE_V_BITS)
     direct = {(b.input.bits, b.input.signed) for b in bundles if b.input.encoding == "direct"}
@@ -376,6 +388,30 @@ def test_all_degenerate_chips_match_golden(simulator, tmp_path):
     """Every case of the table in one build (about four times the default run's)."""
     _, spikes = _simulate(range(len(CASES)), simulator, tmp_path)
     assert spikes > 100
+
+
+def test_shifts_beyond_the_sums_are_cut_to_their_sign_bit():
+    """A core shifts by at most its sums' width; the plan cuts a longer input_shift to the
+    widest sum's sign bit, which the golden model shows gives the same integers."""
+    rng = np.random.default_rng(6)
+    hidden = linear("h", _w(rng, (3, 4), 5), w_bits=5, threshold=1, input_shift=62, bias=2)
+    out = _out(rng, 3)
+    out.input_shift = 33
+    b = bundle([hidden, out], bits=6, signed=True, timesteps=3)
+    plan = plan_chip(b, ChipOptions(feed="sums"))
+    bound = int(np.abs(hidden.weight).sum(axis=1).max()) * 32
+    want = [bound.bit_length(), int(np.abs(out.weight).sum()).bit_length()]
+    assert [s.config.input_shift for s in plan.slices] == want
+    x = random_input(b, 20, seed=6)
+    cut = bundle(
+        [replace(hidden, input_shift=want[0]), replace(out, input_shift=want[1])],
+        bits=6,
+        signed=True,
+        timesteps=3,
+    )
+    same = golden.run(b, x).result_arrays()
+    for key, value in golden.run(cut, x).result_arrays().items():
+        assert np.array_equal(same[key], value), key
 
 
 # -- refusals ---------------------------------------------------------------------------------

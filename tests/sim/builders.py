@@ -264,7 +264,7 @@ def degenerate_bundles(draw, *, core_widths: bool = True, max_layers: int = 3) -
                 layer.threshold = draw(st.sampled_from([1, 2, vmax]))
             layer.reset = draw(st.sampled_from(["sub", "zero", "none"]))
         layer.leak = draw(leaks(v_bits))
-        layer.input_shift = draw(st.sampled_from([0, 1, 3]))
+        layer.input_shift = draw(st.sampled_from([0, 1, 3, 62]))
         bias_form = draw(st.sampled_from(["none", "int", "array"]))
         if bias_form == "int":
             layer.bias = draw(st.sampled_from([blo, -1, 1, vmax]))
