@@ -17,7 +17,8 @@ Layer 1 feeds (``ChipPlan.feed``):
 
 Word formats are the first stage's event payloads; ``ChipPlan.sample_words`` builds them.
 Hardware limits (refused with a ``ChipError`` naming the layer and field): ``w_bits`` 2..8 and
-``v_bits`` 8..24 (the core's datapath), LOAD values up to 29 bits.
+``v_bits`` 8..24 (the core's datapath), LOAD values up to 29 bits. An ``input_shift`` longer than
+a core layer's widest exact sum is cut to that sum's sign bit, which gives the same integers.
 """
 
 from __future__ import annotations

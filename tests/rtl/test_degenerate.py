@@ -1,17 +1,18 @@
 """Degenerate but valid bundles build into hardware that equals the golden model, or are refused
 before anything is elaborated.
 
-``CASES`` is an explicit table of edge shapes (one input, channel or neuron; 1x1 kernels; strides
+``CASES`` is an explicit table of edge shapes: one input, channel or neuron; 1x1 kernels; strides
 above the kernel; padding as large as the kernel; a kernel as large as the padded input; T = 1;
 w_bits 2 and 8, v_bits 8 and 24; direct codes of 1 and 16 bits, signed and unsigned, and spikes;
-every layer-1 feed; split layers and lanes above the neuron count). For each, the golden model
-runs, every generator (core, convolution core, PIM periphery, chip) emits Verilog that Verilator
-lints clean, and one top holding all the chips runs under each simulator and equals the golden
-model on every spike, output potential and counter. Widths and shapes the chip cannot build are
-refused by ``plan_chip`` with one ``ChipError`` line.
+every layer-1 feed (PIM periphery, lossy and analog ADCs included; host sums; spikes); split
+layers and lanes above the neuron count; input_shift far beyond the sums. For each, the golden
+model runs and the chip, with every core, convolution core and the periphery in it, emits
+Verilog that Verilator lints clean. One top holding the ``DEFAULT`` chips runs under each
+simulator and equals the golden model on every spike, output potential and counter. Widths the
+cores cannot hold are refused by ``plan_chip`` with one ``ChipError`` line.
 
-The slow tests sweep ``tests.sim.builders.degenerate_bundles`` the same way:
-``SPIKEFORGE_SIMS=verilator,icarus pytest -m slow tests/rtl/test_degenerate.py``.
+The slow tests simulate the whole table and sweep ``tests.sim.builders.degenerate_bundles``:
+``SPIKEFORGE_SIMS=verilator,icarus pytest -p no:xdist -m slow tests/rtl/test_degenerate.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from spikeforge.pim.model import PimConfig
 from spikeforge.rtl.chip.mapping import CoreSize
 from spikeforge.rtl.chip.top import Chip, ChipError, ChipOptions, ChipPlan, plan_chip
 from spikeforge.rtl.gateware import emit
@@ -254,8 +256,10 @@ CASES = [
     Case(widest_widths, ChipOptions(feed="sums", lanes=4), "sums"),
     Case(split_neurons, ChipOptions(lanes=16, max_neurons=3), "pim"),
     Case(split_channels, ChipOptions(lanes=16, core=CoreSize(64, 4)), "spikes"),
+    Case(lin_one_neuron, ChipOptions(pim=PimConfig(adc_bits=2)), "pim"),
+    Case(conv_issue, ChipOptions(pim=PimConfig(combine="analog", adc_bits=3)), "pim"),
 ]
-CASE_IDS = [f"{c.make.__name__}-{c.feed}" for c in CASES]
+CASE_IDS = [f"{c.make.__name__}-{c.feed}-{k}" for k, c in enumerate(CASES)]
 #: The chips the default run simulates (one build per simulator, under a minute on 2 cores):
 #: the rest of the table is simulated by the slow test.
 DEFAULT = (0, 3, 5, 11, 12, 13)
