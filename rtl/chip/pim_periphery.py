@@ -133,8 +133,9 @@ class PimPeriphery(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.params
+        # At least two rows: a one-row memory would have zero-width (``[-1:0]``) address ports.
         m.submodules.table = table = Memory(
-            shape=signed(p.correction_bits), depth=p.n_channels, init=self.corrections
+            shape=signed(p.correction_bits), depth=max(2, p.n_channels), init=self.corrections
         )
         read = table.read_port(domain="comb")
         write = table.write_port()

@@ -16,7 +16,8 @@ Layer 1 feeds (``ChipPlan.feed``):
 
 Word formats are the first stage's event payloads; ``ChipPlan.sample_words`` builds them.
 Hardware limits (refused with a ``ChipError`` naming the layer and field): ``w_bits`` 2..8 and
-``v_bits`` 8..24 (the core's datapath), LOAD values up to 29 bits.
+``v_bits`` 8..24 (the core's datapath), LOAD values up to 29 bits. An ``input_shift`` longer than
+a core layer's widest exact sum is cut to that sum's sign bit, which gives the same integers.
 """
 
 from __future__ import annotations
@@ -404,6 +405,14 @@ def _pim_feed(bundle: Bundle, options: ChipOptions, in_bits: int) -> dict[str, A
     }
 
 
+def _shift_within_sums(layer: Layer, max_abs_input: int) -> Layer:
+    """``layer`` with ``input_shift`` at most its widest exact sum's sign bit: a longer shift
+    gives the same integers (0 or -1), and a core shifts its sums by at most their width."""
+    bound = sum_bound(layer.weight, max_abs_input)
+    top = lossless_bits(-bound, bound) - 1
+    return layer if layer.input_shift <= top else replace(layer, input_shift=top)
+
+
 def plan_chip(bundle: Bundle, options: ChipOptions | None = None) -> ChipPlan:
     """The chip for ``bundle``; raises ``ChipError`` naming what the hardware cannot hold."""
     options = options or ChipOptions()
@@ -430,9 +439,12 @@ def plan_chip(bundle: Bundle, options: ChipOptions | None = None) -> ChipPlan:
                     f"(> {MAX_LOAD_BITS}); reduce input bits or weights"
                 )
             feed, core = "sums", {"load": True, "load_bits": load_bits}
+            first = _shift_within_sums(first, max(abs(lo), abs(hi)))
+    if feed == "spikes":
+        first = _shift_within_sums(first, 1)
     stages = [_stage(first, options, in_bits, **core)]
     for layer in bundle.layers[1:]:
-        stages.append(_stage(layer, options, _bits(layer.n_in)))
+        stages.append(_stage(_shift_within_sums(layer, 1), options, _bits(layer.n_in)))
     return ChipPlan(bundle, options, feed, stages, **extra)
 
 

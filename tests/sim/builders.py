@@ -165,3 +165,123 @@ def random_input(b: Bundle, n: int, seed: int) -> np.ndarray:
     x = rng.integers(lo, hi + 1, size=shape)
     extremes = rng.random(shape) < 0.2
     return np.where(extremes, rng.choice([lo, hi], size=shape), x)
+
+
+def conv2d(
+    name: str,
+    weight,
+    in_shape: tuple[int, int, int],
+    *,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[int, int] = (0, 0),
+    fire: str = "lif",
+    threshold=1,
+    v_bits: int = 16,
+    w_bits: int = 8,
+    leak: Leak | None = None,
+    reset: str = "sub",
+    input_shift: int = 0,
+    bias=None,
+) -> Layer:
+    """A conv2d layer with ``linear``'s defaults (weight ``[out, in, kh, kw]``)."""
+    return Layer(
+        name=name,
+        kind="conv2d",
+        weight=np.asarray(weight, dtype=np.int64),
+        in_shape=tuple(in_shape),
+        w_bits=w_bits,
+        v_bits=v_bits,
+        threshold=threshold if fire == "lif" else None,
+        leak=leak or Leak("none"),
+        reset=reset if fire == "lif" else "none",
+        fire=fire,
+        input_shift=input_shift,
+        bias=bias,
+        stride=tuple(stride),
+        padding=tuple(padding),
+    )
+
+
+#: Widths the chip's cores build (``spikeforge.rtl.cores.core.CoreParams``); a bundle may use more.
+CORE_W_BITS, CORE_V_BITS = (2, 8), (8, 24)
+
+
+def _extreme_weights(rng: np.random.Generator, shape: tuple[int, ...], w_bits: int) -> np.ndarray:
+    """Weights over the whole signed range, both ends over-represented, some zeros."""
+    lo, hi = signed_range(w_bits)
+    w = rng.integers(lo, hi + 1, size=shape)
+    w = np.where(rng.random(shape) < 0.3, rng.choice([lo, hi], size=shape), w)
+    return np.where(rng.random(shape) < 0.15, 0, w)
+
+
+@st.composite
+def degenerate_bundles(draw, *, core_widths: bool = True, max_layers: int = 3) -> Bundle:
+    """Valid bundles at the edges of every size: one input, channel or neuron, 1x1 kernels,
+    strides above the kernel, padding up to the kernel size, T = 1, the narrowest and widest
+    input codes and (``core_widths``: within what a core builds, else the format's whole range)
+    the narrowest and widest w_bits and v_bits."""
+    encoding = draw(st.sampled_from(["direct", "spikes"]))
+    bits = 1 if encoding == "spikes" else draw(st.sampled_from([1, 2, 8, 16]))
+    signed = encoding == "direct" and draw(st.booleans())
+    if draw(st.booleans()):
+        shape: tuple[int, ...] = (
+            draw(st.integers(1, 2)),
+            draw(st.integers(1, 5)),
+            draw(st.integers(1, 5)),
+        )
+    else:
+        shape = (draw(st.integers(1, 3)),)
+    w_choices = [2, 3, 8] if core_widths else [2, 8, 9, 16]
+    v_choices = [8, 9, 24] if core_widths else [2, 7, 8, 24, 25, 32]
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n_layers = draw(st.integers(1, max_layers))
+    layers, in_shape = [], shape
+    for index in range(n_layers):
+        last = index == n_layers - 1
+        w_bits, v_bits = draw(st.sampled_from(w_choices)), draw(st.sampled_from(v_choices))
+        if len(in_shape) == 3 and draw(st.booleans()):
+            c, h, w = in_shape
+            kernel, stride, padding = [], [], []
+            for size in (h, w):
+                k = draw(st.integers(1, min(3, size + 2)))
+                pad = draw(st.integers(max(0, -(-(k - size) // 2)), k))
+                kernel.append(k)
+                padding.append(pad)
+                stride.append(draw(st.integers(1, k + 2)))
+            out_c = draw(st.integers(1, 2))
+            layer = conv2d(
+                f"l{index}",
+                _extreme_weights(rng, (out_c, c, *kernel), w_bits),
+                in_shape,
+                stride=(stride[0], stride[1]),
+                padding=(padding[0], padding[1]),
+                w_bits=w_bits,
+                v_bits=v_bits,
+            )
+        else:
+            n_in = int(np.prod(in_shape))
+            weight = _extreme_weights(rng, (draw(st.integers(1, 3)), n_in), w_bits)
+            layer = linear(f"l{index}", weight, w_bits=w_bits, v_bits=v_bits)
+        blo, vmax = signed_range(v_bits)
+        if last:
+            layer.fire, layer.reset, layer.threshold = "accum", "none", None
+        else:
+            if draw(st.booleans()):
+                layer.threshold = rng.integers(1, vmax + 1, size=layer.n_out)
+            else:
+                layer.threshold = draw(st.sampled_from([1, 2, vmax]))
+            layer.reset = draw(st.sampled_from(["sub", "zero", "none"]))
+        layer.leak = draw(leaks(v_bits))
+        layer.input_shift = draw(st.sampled_from([0, 1, 3, 62]))
+        bias_form = draw(st.sampled_from(["none", "int", "array"]))
+        if bias_form == "int":
+            layer.bias = draw(st.sampled_from([blo, -1, 1, vmax]))
+        elif bias_form == "array":
+            layer.bias = rng.integers(blo, vmax + 1, size=layer.n_out)
+        layers.append(layer)
+        in_shape = layer.out_shape
+    return Bundle(
+        timesteps=draw(st.sampled_from([1, 1, 2, 3])),
+        input=InputSpec(shape, encoding, bits, signed),
+        layers=layers,
+    )
