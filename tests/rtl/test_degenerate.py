@@ -31,11 +31,11 @@ from spikeforge.pim.model import PimConfig
 from spikeforge.rtl.chip.mapping import CoreSize
 from spikeforge.rtl.chip.top import Chip, ChipError, ChipOptions, ChipPlan, plan_chip
 from spikeforge.rtl.gateware import emit
-from spikeforge.rtl_sim import counter_mismatches, first_mismatch, run_chips
 from spikeforge.sim import golden
 from spikeforge.sim.bundle import Bundle, load_bundle, save_bundle
 from spikeforge.sim.semantics import Leak, signed_range
 
+from spikeforge.rtl_flow import counter_mismatches, first_mismatch, run_chips
 from tests.sim.builders import (
     CORE_V_BITS,
     CORE_W_BITS,
