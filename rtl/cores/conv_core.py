@@ -24,6 +24,7 @@ from spikeforge.rtl.cores.core import (
     Op,
     Region,
     _Bypass,
+    _CoreGateware,
     _Kind,
     _popcount,
     for_layer,
@@ -123,11 +124,10 @@ class ConvCoreParams(CoreParams):
     def in_index_bits(self) -> int:
         return max(index_bits(self.n_axons), self.neuron_bits)
 
-    def default_acc_bits(self) -> int:
-        """Room for four times the larger of one event per kernel tap and one LOAD, exactly."""
-        spikes = self.w_bits - 1 + (self.taps - 1).bit_length()
-        loads = self.load_bits - 1 if self.load else 0
-        return max(spikes, loads) + 3
+    @property
+    def fan_in(self) -> int:
+        """Weights one neuron sums over: one per kernel tap."""
+        return self.taps
 
     # -- accumulator banks ------------------------------------------------------------------
 
@@ -333,6 +333,15 @@ class ConvCore(Core):
             theta=signed_range(params.v_bits)[1],
         )
         super().__init__(params, init)
+
+    def elaborate(self, platform):
+        return _ConvCoreGateware(self).module()
+
+
+class _ConvCoreGateware(_CoreGateware):
+    """One elaboration of a ``ConvCore``: ``Core``'s, with the convolution synapse side."""
+
+    params: ConvCoreParams
 
     # -- memories ---------------------------------------------------------------------------
 

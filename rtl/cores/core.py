@@ -132,9 +132,15 @@ class CoreParams:
         if not 2 <= self.bias_bits <= 32:
             raise ValueError("bias_bits must be in 2..32")
 
+    @property
+    def fan_in(self) -> int:
+        """Weights one neuron sums over: one per axon."""
+        return self.n_axons
+
     def default_acc_bits(self) -> int:
-        """Room for four times the larger of one event per axon and one LOAD, exactly."""
-        spikes = self.w_bits - 1 + (self.n_axons - 1).bit_length()
+        """Room for four times the larger of one event per weight of a neuron (``fan_in``) and
+        one LOAD, exactly."""
+        spikes = self.w_bits - 1 + (self.fan_in - 1).bit_length()
         loads = self.load_bits - 1 if self.load else 0
         return max(spikes, loads) + 3
 
@@ -513,9 +519,22 @@ class Core(wiring.Component):
             }
         )
 
+    def elaborate(self, platform):
+        return _CoreGateware(self).module()
+
+
+class _CoreGateware:
+    """One elaboration of a ``Core``: the signals, memories and logic it builds live here, not
+    on the component, so elaborating never changes the component (the hooks that ``ConvCore``
+    replaces are methods of this class too)."""
+
+    def __init__(self, core: Core):
+        self.params, self.init = core.params, core.init
+        self.i, self.o, self.cfg = core.i, core.o, core.cfg
+
     # -- structure -------------------------------------------------------------------------
 
-    def elaborate(self, platform):
+    def module(self) -> Module:
         m = Module()
         self._memories(m)
         self._registers(m)
