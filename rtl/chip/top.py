@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from spikeforge.pim.adc import lossless_bits
 from spikeforge.pim.array import MappingError
@@ -36,16 +36,17 @@ from spikeforge.rtl.chip.mapping import CoreSize, chip_placement
 from spikeforge.rtl.chip.mapping import MappingError as PlacementError
 from spikeforge.rtl.chip.pim_periphery import PeripheryParams, PimPeriphery
 from spikeforge.rtl.chip.units import Fanout, Merge, Player, stage_layout
-from spikeforge.rtl.cores.core import (
-    CFG_DATA_BITS,
+from spikeforge.rtl.cores.conv_core import ConvCore
+from spikeforge.rtl.cores.core import COUNTER_REGS, LANE_CHOICES, Core, Op, Region, for_layer
+from spikeforge.rtl.gateware.config_bus import (
     CFG_READ_LATENCY,
-    COUNTER_REGS,
-    LANE_CHOICES,
-    Core,
-    Op,
-    Region,
-    core_for_layer,
+    ConfigDecoder,
+    config_signature,
+    delayed,
+    pack_address,
+    target_layout,
 )
+from spikeforge.rtl.gateware.widths import index_bits
 from spikeforge.sim.bundle import Bundle, Layer
 from spikeforge.sim.golden import sum_bound, synaptic_input
 
@@ -58,11 +59,6 @@ REPEAT_BITS = 16
 
 class ChipError(ValueError):
     """The bundle cannot be built into a chip; the message names the layer and field."""
-
-
-def _bits(n: int) -> int:
-    """Bits of an unsigned index ``0..n-1`` (at least 1)."""
-    return max(1, (n - 1).bit_length())
 
 
 @dataclass(frozen=True)
@@ -93,6 +89,10 @@ class ChipOptions:
             raise ChipError("give either a core size or max_neurons, not both")
 
 
+#: The core that runs each layer kind.
+CORES: dict[str, type[Core]] = {core.LAYER_KIND: core for core in (Core, ConvCore)}
+
+
 @dataclass
 class Slice:
     """One core of a stage: neurons ``first .. first + size - 1`` of the layer."""
@@ -103,12 +103,8 @@ class Slice:
     first: int
     size: int
 
-    def build(self) -> wiring.Component:
-        if self.kind == "conv2d":
-            from spikeforge.rtl.cores.conv_core import ConvCore
-
-            return ConvCore(self.params, self.config)
-        return Core(self.params, self.config)
+    def build(self) -> Core:
+        return CORES[self.kind](self.params, self.config)
 
     @property
     def in_bits(self) -> int:
@@ -130,7 +126,7 @@ class Stage:
 
     @property
     def out_bits(self) -> int:
-        return _bits(self.layer.n_out)
+        return index_bits(self.layer.n_out)
 
 
 # ------------------------------------------------------------------------------------------
@@ -167,7 +163,7 @@ def linear_slices(layer: Layer, options: ChipOptions, **core: Any) -> list[Slice
         hi = min(layer.n_out, lo + size)
         part = layer if (lo, hi) == (0, layer.n_out) else _neuron_slice(layer, lo, hi)
         lanes = _lanes_for(hi - lo, options.lanes)
-        params, config = core_for_layer(part, lanes=lanes, **core)
+        params, config = for_layer(Core, part, lanes=lanes, **core)
         slices.append(Slice("linear", params, config, lo, hi - lo))
     return slices
 
@@ -184,13 +180,6 @@ def conv_slices(layer: Layer, options: ChipOptions, **core: Any) -> list[Slice]:
     """A conv2d layer on the event-driven convolution core (``spikeforge.rtl.cores.conv_core``):
     unsplit, or in slices of output channels (contiguous neurons) from the mapper for
     ``options.core``."""
-    try:
-        from spikeforge.rtl.cores.conv_core import conv_core_for_layer
-    except ImportError:
-        raise ChipError(
-            f"layer {layer.name}: conv2d needs spikeforge.rtl.cores.conv_core "
-            "(the convolution core), not present"
-        ) from None
     channels = layer.out_shape[0]
     size = _placed_size(layer, options) or channels
     per = layer.n_out // channels
@@ -199,7 +188,7 @@ def conv_slices(layer: Layer, options: ChipOptions, **core: Any) -> list[Slice]:
         hi = min(channels, lo + size)
         part = layer if (lo, hi) == (0, channels) else _channel_slice(layer, lo, hi)
         lanes = _lanes_for(hi - lo, options.lanes)
-        params, config = conv_core_for_layer(part, lanes=lanes, **core)
+        params, config = for_layer(ConvCore, part, lanes=lanes, **core)
         slices.append(Slice("conv2d", params, config, lo * per, (hi - lo) * per))
     return slices
 
@@ -264,16 +253,21 @@ class ChipPlan:
     @property
     def sub_bits(self) -> int:
         """Address bits within one configuration target."""
-        chip_regs = 2 if self.periphery is None else _bits(self.periphery.n_channels) + 1
+        chip_regs = 2 if self.periphery is None else index_bits(self.periphery.n_channels) + 1
         return max(max(s.params.cfg_addr_bits for s in self.slices), chip_regs, 2)
 
     @property
+    def cfg_layout(self) -> data.StructLayout:
+        """The configuration address: ``sub`` within ``target`` (a core, or ``n_cores``)."""
+        return target_layout(self.sub_bits, self.n_cores + 1)
+
+    @property
     def cfg_addr_bits(self) -> int:
-        return self.sub_bits + _bits(self.n_cores + 1)
+        return self.cfg_layout.size
 
     def cfg_addr(self, target: int, sub: int) -> int:
         """Chip configuration address of ``sub`` in target ``target`` (a core, or ``n_cores``)."""
-        return target << self.sub_bits | sub
+        return pack_address(self.cfg_layout, target=target, sub=sub)
 
     def core_addr(self, core: int, region: Region, index: int = 0) -> int:
         return self.cfg_addr(core, self.slices[core].params.addr(region, index))
@@ -417,7 +411,7 @@ def plan_chip(bundle: Bundle, options: ChipOptions | None = None) -> ChipPlan:
     """The chip for ``bundle``; raises ``ChipError`` naming what the hardware cannot hold."""
     options = options or ChipOptions()
     first = bundle.layers[0]
-    in_bits = max(_bits(first.n_in), _bits(first.n_out))
+    in_bits = max(index_bits(first.n_in), index_bits(first.n_out))
     extra: dict[str, Any] = {}
     if bundle.input.encoding == "spikes":
         feed, core = "spikes", {}
@@ -444,7 +438,7 @@ def plan_chip(bundle: Bundle, options: ChipOptions | None = None) -> ChipPlan:
         first = _shift_within_sums(first, 1)
     stages = [_stage(first, options, in_bits, **core)]
     for layer in bundle.layers[1:]:
-        stages.append(_stage(_shift_within_sums(layer, 1), options, _bits(layer.n_in)))
+        stages.append(_stage(_shift_within_sums(layer, 1), options, index_bits(layer.n_in)))
     return ChipPlan(bundle, options, feed, stages, **extra)
 
 
@@ -453,7 +447,8 @@ def plan_chip(bundle: Bundle, options: ChipOptions | None = None) -> ChipPlan:
 
 
 def _connect_event(m: Module, src, dst, value: bool = False) -> None:
-    """Connect two event streams whose payload layouts differ only in widths."""
+    """Connect two event streams whose payload layouts may differ in widths (a stage's input:
+    the player's words, the periphery's or the previous stage's events)."""
     m.d.comb += [
         dst.valid.eq(src.valid),
         src.ready.eq(dst.ready),
@@ -487,6 +482,11 @@ class Chip(wiring.Component):
     def __init__(self, plan: ChipPlan):
         self.plan = plan
         self.player = Player(plan.word_bits, plan.depth, REPEAT_BITS)
+        self.periphery = None
+        if plan.periphery is not None:  # with its two chip registers
+            self.periphery = PimPeriphery(plan.periphery, plan.corrections)
+            self.lsb_shift = Signal(plan.periphery.shift_bits, init=plan.lsb_shift)
+            self.input_shift = Signal(plan.periphery.shift_bits, init=plan.input_shift)
         mon_bits = sum(3 + s.out_bits for s in plan.stages)
         super().__init__(
             {
@@ -495,19 +495,7 @@ class Chip(wiring.Component):
                 "count": In(range(self.player.depth + 1)),
                 "passes": In(REPEAT_BITS),
                 "busy": Out(1),
-                "cfg": In(
-                    wiring.Signature(
-                        {
-                            "valid": Out(1),
-                            "write": Out(1),
-                            "addr": Out(plan.cfg_addr_bits),
-                            "wdata": Out(CFG_DATA_BITS),
-                            "ready": In(1),
-                            "rvalid": In(1),
-                            "rdata": In(CFG_DATA_BITS),
-                        }
-                    )
-                ),
+                "cfg": In(config_signature(plan.cfg_addr_bits)),
                 "mon": Out(mon_bits),
                 "mon_toggle": Out(1),
             }
@@ -543,10 +531,7 @@ class Chip(wiring.Component):
         plan, stage = self.plan, self.plan.stages[0]
         if plan.periphery is None:
             return _WordStream(player.o, stage_layout(stage.in_bits, stage.value_bits))
-        self.lsb_shift = Signal(plan.periphery.shift_bits, init=plan.lsb_shift)
-        self.input_shift = Signal(plan.periphery.shift_bits, init=plan.input_shift)
-        m.submodules.periphery = periphery = PimPeriphery(plan.periphery, plan.corrections)
-        self.periphery = periphery
+        m.submodules.periphery = periphery = self.periphery
         m.d.comb += [
             periphery.i.valid.eq(player.o.valid),
             player.o.ready.eq(periphery.i.ready),
@@ -563,14 +548,14 @@ class Chip(wiring.Component):
         m.submodules[f"fanout{k}"] = fanout = Fanout(stage.in_bits, stage.value_bits, slices)
         _connect_event(m, stream, fanout.i, value)
         for j, core in enumerate(cores):
-            _connect_event(m, getattr(fanout, f"o{j}"), core.i, value)
+            wiring.connect(m, getattr(fanout, f"o{j}"), core.i)
         if len(cores) == 1:
             return cores[0].o
         offsets = [s.first for s in stage.slices]
         in_bits = [s.out_bits for s in stage.slices]
         m.submodules[f"merge{k}"] = merge = Merge(in_bits, offsets, stage.out_bits)
         for j, core in enumerate(cores):
-            _connect_event(m, core.o, getattr(merge, f"i{j}"))
+            wiring.connect(m, core.o, getattr(merge, f"i{j}"))
         return merge.o
 
     def _finish(self, m: Module, player: Player, last) -> None:
@@ -604,59 +589,33 @@ class Chip(wiring.Component):
 
     def _config(self, m: Module, cores: list) -> None:
         """Route ``cfg`` accesses to the addressed core or to the chip registers."""
-        plan, cfg = self.plan, self.cfg
-        sub_bits = plan.sub_bits
-        target, sub = cfg.addr[sub_bits:], cfg.addr[:sub_bits]
-        # The target of the read answered now: reads are answered CFG_READ_LATENCY cycles on.
-        r_target = target
-        for k in range(CFG_READ_LATENCY):
-            r_next = Signal.like(target, name=f"cfg_r{k + 1}_target")
-            m.d.sync += r_next.eq(r_target)
-            r_target = r_next
-        n = len(cores)
-        ready = Signal()
-        m.d.comb += cfg.ready.eq(ready)
+        widths = [len(core.cfg.addr) for core in cores] + [self.plan.sub_bits]
+        m.submodules.cfg_decoder = decoder = ConfigDecoder(self.plan.sub_bits, widths)
+        wiring.connect(m, wiring.flipped(self.cfg), decoder.cfg)
         for k, core in enumerate(cores):
-            width = len(core.cfg.addr)
-            m.d.comb += [
-                core.cfg.valid.eq(cfg.valid & (target == k)),
-                core.cfg.write.eq(cfg.write),
-                core.cfg.addr.eq(sub[:width]),
-                core.cfg.wdata.eq(cfg.wdata),
-            ]
-            with m.If(target == k):
-                m.d.comb += ready.eq(core.cfg.ready)
-            with m.If(r_target == k):
-                m.d.comb += [cfg.rvalid.eq(core.cfg.rvalid), cfg.rdata.eq(core.cfg.rdata)]
-        self._chip_registers(m, target == n, r_target == n, sub, ready)
+            wiring.connect(m, decoder.target(k), core.cfg)
+        self._chip_registers(m, decoder.target(len(cores)))
 
-    def _chip_registers(self, m: Module, selected, r_selected, sub, ready) -> None:
-        cfg, plan = self.cfg, self.plan
-        with m.If(selected):
-            m.d.comb += ready.eq(1)
-        rvalid, read = cfg.valid & selected & ~cfg.write, sub
-        for k in range(CFG_READ_LATENCY):  # answered as late as a core's reads
-            rvalid_next = Signal(name=f"chip_rvalid{k + 1}")
-            read_next = Signal.like(sub, name=f"chip_read{k + 1}")
-            m.d.sync += [rvalid_next.eq(rvalid), read_next.eq(read)]
-            rvalid, read = rvalid_next, read_next
-        with m.If(r_selected):
-            m.d.comb += cfg.rvalid.eq(rvalid)
-        if plan.periphery is None:
+    def _chip_registers(self, m: Module, port) -> None:
+        """The chip registers' target: always ready, reads answered as late as a core's."""
+        m.d.comb += port.ready.eq(1)
+        read = port.valid & ~port.write
+        m.d.comb += port.rvalid.eq(delayed(m, read, CFG_READ_LATENCY, "chip_rvalid"))
+        if self.plan.periphery is None:
             return
-        with m.If(r_selected):
-            m.d.comb += cfg.rdata.eq(Mux(read == 0, self.lsb_shift, self.input_shift))
-        write = cfg.valid & selected & cfg.write
-        top = sub[-1]
-        with m.If(write & ~top & (sub == 0)):
-            m.d.sync += self.lsb_shift.eq(cfg.wdata)
-        with m.If(write & ~top & (sub == 1)):
-            m.d.sync += self.input_shift.eq(cfg.wdata)
+        sub = delayed(m, port.addr, CFG_READ_LATENCY, "chip_read")
+        m.d.comb += port.rdata.eq(Mux(sub == 0, self.lsb_shift, self.input_shift))
+        write = port.valid & port.write
+        top = port.addr[-1]
+        with m.If(write & ~top & (port.addr == 0)):
+            m.d.sync += self.lsb_shift.eq(port.wdata)
+        with m.If(write & ~top & (port.addr == 1)):
+            m.d.sync += self.input_shift.eq(port.wdata)
         corr = self.periphery.corr
         m.d.comb += [
             corr.en.eq(write & top),
-            corr.addr.eq(sub[: len(corr.addr)]),
-            corr.data.eq(cfg.wdata),
+            corr.addr.eq(port.addr[: len(corr.addr)]),
+            corr.data.eq(port.wdata),
         ]
 
 

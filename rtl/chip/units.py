@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
 from spikeforge.rtl.cores.core import Op
 
@@ -36,9 +36,8 @@ class Player(wiring.Component):
         addr_bits = (self.depth - 1).bit_length()
         super().__init__(
             {
-                "wr": In(
-                    wiring.Signature({"en": Out(1), "addr": Out(addr_bits), "data": Out(word_bits)})
-                ),
+                # the input buffer's write port, driven from outside
+                "wr": Out(WritePort.Signature(addr_width=addr_bits, shape=word_bits)),
                 "start": In(1),
                 "count": In(range(self.depth + 1)),
                 "passes": In(repeat_bits),
@@ -52,7 +51,7 @@ class Player(wiring.Component):
         m = Module()
         m.submodules.buffer = buffer = Memory(shape=self.word_bits, depth=self.depth, init=[])
         wp, rp = buffer.write_port(), buffer.read_port()
-        m.d.comb += [wp.en.eq(self.wr.en), wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data)]
+        wiring.connect(m, wiring.flipped(self.wr), wp)
 
         count, total = Signal.like(self.count), Signal.like(self.passes)
         ptr, done_passes = Signal.like(self.count), Signal.like(self.passes)

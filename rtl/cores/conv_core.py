@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib.memory import Memory
 from spikeforge.rtl.cores.core import (
-    CFG_DATA_BITS,
     CLEAR_LATENCY,
     Core,
     CoreConfig,
     CoreParams,
     Op,
     Region,
-    _bits_for,
     _Bypass,
+    _CoreGateware,
     _Kind,
     _popcount,
+    for_layer,
+    verilog,
 )
+from spikeforge.rtl.gateware.config_bus import CFG_DATA_BITS
+from spikeforge.rtl.gateware.widths import index_bits
 from spikeforge.sim.semantics import signed_range
 
 #: The event register in front of the engine: TICK and CLEAR cost one cycle more than in Core.
@@ -113,17 +117,16 @@ class ConvCoreParams(CoreParams):
     @property
     def axon_bits(self) -> int:
         """Bits of the WEIGHT address' tap field (``(c * kh + ky) * kw + kx``)."""
-        return _bits_for(self.taps)
+        return index_bits(self.taps)
 
     @property
     def in_index_bits(self) -> int:
-        return max(_bits_for(self.n_axons), self.neuron_bits)
+        return max(index_bits(self.n_axons), self.neuron_bits)
 
-    def default_acc_bits(self) -> int:
-        """Room for four times the larger of one event per kernel tap and one LOAD, exactly."""
-        spikes = self.w_bits - 1 + (self.taps - 1).bit_length()
-        loads = self.load_bits - 1 if self.load else 0
-        return max(spikes, loads) + 3
+    @property
+    def fan_in(self) -> int:
+        """Weights one neuron sums over: one per kernel tap."""
+        return self.taps
 
     # -- accumulator banks ------------------------------------------------------------------
 
@@ -307,6 +310,21 @@ class ConvCore(Core):
     """
 
     params: ConvCoreParams
+    LAYER_KIND = "conv2d"
+    PARAMS = ConvCoreParams
+    CONFIG = ConvCoreConfig
+    MODULE_NAME = "sf_conv_core"
+
+    @staticmethod
+    def layer_geometry(layer) -> dict[str, Any]:
+        """The input map, output channels, kernel, stride and padding of ``layer``."""
+        return {
+            "in_shape": tuple(layer.in_shape),
+            "out_channels": int(layer.weight.shape[0]),
+            "kernel": tuple(layer.weight.shape[2:]),
+            "stride": tuple(layer.stride),
+            "padding": tuple(layer.padding),
+        }
 
     def __init__(self, params: ConvCoreParams, init: ConvCoreConfig | None = None):
         init = init or ConvCoreConfig(
@@ -314,6 +332,15 @@ class ConvCore(Core):
             theta=signed_range(params.v_bits)[1],
         )
         super().__init__(params, init)
+
+    def elaborate(self, platform):
+        return _ConvCoreGateware(self).module()
+
+
+class _ConvCoreGateware(_CoreGateware):
+    """One elaboration of a ``ConvCore``: ``Core``'s, with the convolution synapse side."""
+
+    params: ConvCoreParams
 
     # -- memories ---------------------------------------------------------------------------
 
@@ -429,7 +456,8 @@ class ConvCore(Core):
         p, cfg = self.params, self.cfg
         n = Signal(max(p.in_index_bits, p.cfg_index_bits), name="dec_n")
         from_cfg = cfg.valid & self.idle
-        m.d.comb += n.eq(Mux(from_cfg, cfg.addr[: p.cfg_index_bits], self.i.payload.index))
+        cfg_index = p.cfg_layout(cfg.addr).index
+        m.d.comb += n.eq(Mux(from_cfg, cfg_index, self.i.payload.index))
         o = _div_const(m, n, p.positions, p.n_neurons, "dec_o")
         pos = Signal(range(max(2, p.positions)), name="dec_pos")
         m.d.comb += pos.eq(n - o * p.positions)
@@ -674,55 +702,13 @@ class ConvCore(Core):
         return list(self.acc_now), r2_bank
 
 
-def conv_core_for_layer(
-    layer,
-    *,
-    lanes: int = 1,
-    load: bool = False,
-    load_bits: int = 16,
-    leak_modes: tuple[str, ...] | None = None,
-) -> tuple[ConvCoreParams, ConvCoreConfig]:
-    """A convolution core sized for a ``conv2d`` bundle layer (``spikeforge.sim.bundle.Layer``) and
-    its configuration; per-neuron thresholds, bias and leak hardware only where the layer needs
-    them.
-    """
-    if layer.kind != "conv2d":
-        raise ValueError(f"layer {layer.name!r}: a conv core runs conv2d layers, not {layer.kind}")
-    theta, bias = layer.theta_vector(), layer.bias_vector()
-    modes = tuple(m for m in (layer.leak.mode,) if m != "none")
-    params = ConvCoreParams(
-        in_shape=tuple(layer.in_shape),
-        out_channels=int(layer.weight.shape[0]),
-        kernel=tuple(layer.weight.shape[2:]),
-        stride=tuple(layer.stride),
-        padding=tuple(layer.padding),
-        w_bits=layer.w_bits,
-        v_bits=layer.v_bits,
-        lanes=lanes,
-        neuron_threshold=bool(np.any(theta != theta[0])),
-        bias=bool(np.any(bias != 0)),
-        load=load,
-        load_bits=load_bits,
-        max_frac=max(16, layer.leak.frac),
-        leak_modes=modes if leak_modes is None else leak_modes,
-    )
-    config = ConvCoreConfig(
-        weights=np.asarray(layer.weight, dtype=np.int64),
-        theta=theta if params.neuron_threshold else int(theta[0]),
-        bias=bias if params.bias else None,
-        leak=layer.leak,
-        reset=layer.reset,
-        fire=layer.fire,
-        input_shift=layer.input_shift,
-    )
-    config.validate(params)
-    return params, config
+def conv_core_for_layer(layer, **options) -> tuple[ConvCoreParams, ConvCoreConfig]:
+    """``for_layer(ConvCore, layer, **options)``: a convolution core for a ``conv2d`` layer."""
+    return for_layer(ConvCore, layer, **options)
 
 
 def conv_core_verilog(
     params: ConvCoreParams, init: ConvCoreConfig | None = None, name: str = "sf_conv_core"
 ) -> str:
-    """Verilog of a convolution core (kernel memory contents ``init``), lint waivers included."""
-    from spikeforge.rtl.gateware.emit import convert
-
-    return convert(ConvCore(params, init), name)
+    """``verilog(ConvCore, params, init, name)``."""
+    return verilog(ConvCore, params, init, name)

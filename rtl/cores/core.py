@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum as py_enum
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
@@ -22,6 +23,15 @@ from spikeforge.rtl.cores.neuron import (
     NeuronUpdate,
     neuron_config_layout,
 )
+from spikeforge.rtl.gateware.config_bus import (
+    CFG_DATA_BITS,
+    CFG_READ_LATENCY,
+    address_layout,
+    config_signature,
+    delayed,
+    pack_address,
+)
+from spikeforge.rtl.gateware.widths import index_bits
 from spikeforge.sim.semantics import FIRE_MODES, LEAK_MODES, RESET_MODES, Leak, signed_range
 
 #: Cycles a TICK costs beyond ``groups``: the TICK token behind the last group, memory read,
@@ -29,10 +39,8 @@ from spikeforge.sim.semantics import FIRE_MODES, LEAK_MODES, RESET_MODES, Leak, 
 TICK_LATENCY = 4 + NeuronUpdate.LATENCY
 #: Cycles a CLEAR costs beyond ``groups`` (its forwarded CLEAR out event).
 CLEAR_LATENCY = 1
-#: Width of the configuration port's data buses.
-CFG_DATA_BITS = 32
-#: Cycles from a configuration read's acceptance to its ``rvalid``/``rdata``.
-CFG_READ_LATENCY = 2
+#: Bits of the configuration address' region field (``Region``), its top bits.
+REGION_BITS = 3
 LANE_CHOICES = (1, 2, 4, 8, 16)
 
 
@@ -81,11 +89,6 @@ def _within(values: np.ndarray, bits: int) -> bool:
     return bool(np.all((values >= lo) & (values <= hi)))
 
 
-def _bits_for(n: int) -> int:
-    """Bits of an unsigned index ``0..n-1`` (at least 1)."""
-    return max(1, (n - 1).bit_length())
-
-
 @dataclass(frozen=True)
 class CoreParams:
     """Elaboration-time parameters of a core; every derived width lives here."""
@@ -129,9 +132,15 @@ class CoreParams:
         if not 2 <= self.bias_bits <= 32:
             raise ValueError("bias_bits must be in 2..32")
 
+    @property
+    def fan_in(self) -> int:
+        """Weights one neuron sums over: one per axon."""
+        return self.n_axons
+
     def default_acc_bits(self) -> int:
-        """Room for four times the larger of one event per axon and one LOAD, exactly."""
-        spikes = self.w_bits - 1 + (self.n_axons - 1).bit_length()
+        """Room for four times the larger of one event per weight of a neuron (``fan_in``) and
+        one LOAD, exactly."""
+        spikes = self.w_bits - 1 + (self.fan_in - 1).bit_length()
         loads = self.load_bits - 1 if self.load else 0
         return max(spikes, loads) + 3
 
@@ -146,15 +155,15 @@ class CoreParams:
 
     @property
     def group_bits(self) -> int:
-        return _bits_for(self.groups)
+        return index_bits(self.groups)
 
     @property
     def axon_bits(self) -> int:
-        return _bits_for(self.n_axons)
+        return index_bits(self.n_axons)
 
     @property
     def neuron_bits(self) -> int:
-        return _bits_for(self.n_neurons)
+        return index_bits(self.n_neurons)
 
     @property
     def in_index_bits(self) -> int:
@@ -165,14 +174,19 @@ class CoreParams:
         return max(self.neuron_bits, 4)
 
     @property
+    def cfg_layout(self) -> data.StructLayout:
+        """The configuration address: ``index`` (a neuron or a CTRL register), ``axon``,
+        ``region`` (``Region``), lowest bits first."""
+        fields = {"index": self.cfg_index_bits, "axon": self.axon_bits, "region": REGION_BITS}
+        return address_layout(fields)
+
+    @property
     def cfg_addr_bits(self) -> int:
-        return 3 + self.axon_bits + self.cfg_index_bits
+        return self.cfg_layout.size
 
     def addr(self, region: Region, index: int = 0, axon: int = 0) -> int:
         """Configuration address of ``index`` (a neuron or a CTRL register) in ``region``."""
-        return (int(region) << (self.axon_bits + self.cfg_index_bits)) | (
-            (axon << self.cfg_index_bits) | index
-        )
+        return pack_address(self.cfg_layout, index=index, axon=axon, region=int(region))
 
     def tick_cycles(self, spikes_per_group: list[int] | None = None) -> int:
         """Cycles a TICK costs with an always-ready out stream (see ``Core``)."""
@@ -198,22 +212,6 @@ class CoreParams:
     def unpack_out(self, word: int) -> tuple[int, int]:
         """``(op, index)`` of an out-stream payload integer."""
         return word & 3, word >> 2
-
-
-def config_signature(params: CoreParams) -> wiring.Signature:
-    """The configuration port, from the host's side: one access a cycle; a read is answered
-    ``CFG_READ_LATENCY`` (2) cycles after it was accepted (reads may follow back to back)."""
-    return wiring.Signature(
-        {
-            "valid": Out(1),
-            "write": Out(1),
-            "addr": Out(params.cfg_addr_bits),
-            "wdata": Out(CFG_DATA_BITS),
-            "ready": In(1),
-            "rvalid": In(1),
-            "rdata": In(CFG_DATA_BITS),
-        }
-    )
 
 
 @dataclass
@@ -490,6 +488,18 @@ class Core(wiring.Component):
     (``G`` rows of ``lanes`` values each). The reset ``rst`` clears registers, not memories.
     """
 
+    #: The bundle layer kind this core runs (``for_layer``), its parameter and configuration
+    #: classes, and its Verilog module's default name (``verilog``).
+    LAYER_KIND = "linear"
+    PARAMS = CoreParams
+    CONFIG = CoreConfig
+    MODULE_NAME = "sf_core"
+
+    @staticmethod
+    def layer_geometry(layer) -> dict[str, Any]:
+        """The ``PARAMS`` fields that size this core for ``layer``: its inputs and neurons."""
+        return {"n_axons": layer.n_in, "n_neurons": layer.n_out}
+
     def __init__(self, params: CoreParams, init: CoreConfig | None = None):
         self.params = params
         self.init = init or CoreConfig(
@@ -505,13 +515,26 @@ class Core(wiring.Component):
             {
                 "i": In(stream.Signature(params.in_layout())),
                 "o": Out(stream.Signature(params.out_layout())),
-                "cfg": In(config_signature(params)),
+                "cfg": In(config_signature(params.cfg_addr_bits)),
             }
         )
 
+    def elaborate(self, platform):
+        return _CoreGateware(self).module()
+
+
+class _CoreGateware:
+    """One elaboration of a ``Core``: the signals, memories and logic it builds live here, not
+    on the component, so elaborating never changes the component (the hooks that ``ConvCore``
+    replaces are methods of this class too)."""
+
+    def __init__(self, core: Core):
+        self.params, self.init = core.params, core.init
+        self.i, self.o, self.cfg = core.i, core.o, core.cfg
+
     # -- structure -------------------------------------------------------------------------
 
-    def elaborate(self, platform):
+    def module(self) -> Module:
         m = Module()
         self._memories(m)
         self._registers(m)
@@ -869,9 +892,8 @@ class Core(wiring.Component):
         p, cfg = self.params, self.cfg
         fire = Signal()
         m.d.comb += [cfg.ready.eq(self.idle), fire.eq(cfg.valid & self.idle)]
-        index = cfg.addr[: p.cfg_index_bits]
-        axon = cfg.addr[p.cfg_index_bits : p.cfg_index_bits + p.axon_bits]
-        region = cfg.addr[p.cfg_index_bits + p.axon_bits :]
+        addr = p.cfg_layout(cfg.addr)
+        index, axon, region = addr.index, addr.axon, addr.region
         neuron_ok = index < p.n_neurons
         group = (index >> p.lane_bits)[: p.group_bits]
         lane = index[: p.lane_bits] if p.lanes > 1 else Const(0, 1)
@@ -931,11 +953,8 @@ class Core(wiring.Component):
         with m.If(read):
             self._cfg_point(m, axon, group)
         sel = {"region": region, "index": index, "lane": lane}
-        sel1 = {k: Signal.like(Value.cast(v), name=f"cfg_r1_{k}") for k, v in sel.items()}
-        sel2 = {k: Signal.like(v, name=f"cfg_r2_{k}") for k, v in sel1.items()}
-        rvalid1 = Signal(name="cfg_rvalid1")
-        m.d.sync += [rvalid1.eq(read), cfg.rvalid.eq(rvalid1)]
-        m.d.sync += [sel1[k].eq(sel[k]) for k in sel] + [sel2[k].eq(sel1[k]) for k in sel]
+        sel2 = {k: delayed(m, v, CFG_READ_LATENCY, f"cfg_r_{k}") for k, v in sel.items()}
+        m.d.comb += cfg.rvalid.eq(delayed(m, read, CFG_READ_LATENCY, "cfg_rvalid"))
         r_lane = sel2["lane"]
         sources = {
             region_code: (rows, r_lane)
@@ -1014,7 +1033,8 @@ def _pick(m: Module, values: list, select) -> Signal:
     return out
 
 
-def core_for_layer(
+def for_layer(
+    core: type[Core],
     layer,
     *,
     lanes: int = 1,
@@ -1022,19 +1042,19 @@ def core_for_layer(
     load_bits: int = 16,
     leak_modes: tuple[str, ...] | None = None,
 ) -> tuple[CoreParams, CoreConfig]:
-    """A core sized for a ``linear`` bundle layer (``spikeforge.sim.bundle.Layer``) and its
-    configuration.
+    """A ``core`` (``Core`` or a subclass) sized for a bundle layer of its kind
+    (``spikeforge.sim.bundle.Layer``), and the layer's configuration for it.
 
     Per-neuron thresholds and the bias memory are built only when the layer needs them; the
     leak hardware only for the layer's mode unless ``leak_modes`` says otherwise.
     """
-    if layer.kind != "linear":
-        raise ValueError(f"layer {layer.name!r}: a core runs linear layers, not {layer.kind}")
+    if layer.kind != core.LAYER_KIND:
+        wanted = f"a {core.__name__} runs {core.LAYER_KIND} layers"
+        raise ValueError(f"layer {layer.name!r}: {wanted}, not {layer.kind}")
     theta, bias = layer.theta_vector(), layer.bias_vector()
     modes = tuple(m for m in (layer.leak.mode,) if m != "none")
-    params = CoreParams(
-        n_axons=layer.n_in,
-        n_neurons=layer.n_out,
+    params = core.PARAMS(
+        **core.layer_geometry(layer),
         w_bits=layer.w_bits,
         v_bits=layer.v_bits,
         lanes=lanes,
@@ -1045,7 +1065,7 @@ def core_for_layer(
         max_frac=max(16, layer.leak.frac),
         leak_modes=modes if leak_modes is None else leak_modes,
     )
-    config = CoreConfig(
+    config = core.CONFIG(
         weights=np.asarray(layer.weight, dtype=np.int64),
         theta=theta if params.neuron_threshold else int(theta[0]),
         bias=bias if params.bias else None,
@@ -1058,8 +1078,21 @@ def core_for_layer(
     return params, config
 
 
-def core_verilog(params: CoreParams, init: CoreConfig | None = None, name: str = "sf_core") -> str:
-    """Verilog of a core with these parameters (memory contents ``init``), lint waivers included."""
+def verilog(
+    core: type[Core], params: CoreParams, init: CoreConfig | None = None, name: str | None = None
+) -> str:
+    """Verilog of a ``core`` with these parameters (memory contents ``init``), lint waivers
+    included; the module is ``name``, ``core.MODULE_NAME`` by default."""
     from spikeforge.rtl.gateware.emit import convert
 
-    return convert(Core(params, init), name)
+    return convert(core(params, init), name or core.MODULE_NAME)
+
+
+def core_for_layer(layer, **options) -> tuple[CoreParams, CoreConfig]:
+    """``for_layer(Core, layer, **options)``: a core for a ``linear`` bundle layer."""
+    return for_layer(Core, layer, **options)
+
+
+def core_verilog(params: CoreParams, init: CoreConfig | None = None, name: str = "sf_core") -> str:
+    """``verilog(Core, params, init, name)``."""
+    return verilog(Core, params, init, name)

@@ -1,0 +1,106 @@
+"""The configuration bus of the cores and the chip: one port signature, its address fields, and
+the decoder that routes one bus to several targets.
+
+An access is ``valid``/``write``/``addr``/``wdata``, taken in a cycle with ``ready`` high; a
+read's data come back on ``rdata`` with ``rvalid`` exactly ``CFG_READ_LATENCY`` cycles after it
+was taken, so reads may follow back to back. An address is a record of unsigned fields
+(``address_layout``), the first in the lowest bits: a core's ``index``, ``axon``, ``region``
+(``spikeforge.rtl.cores.core.CoreParams.cfg_layout``), the chip's ``sub``, ``target``
+(``target_layout``).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, Value, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+from spikeforge.rtl.gateware.widths import index_bits
+
+#: Width of the data buses.
+CFG_DATA_BITS = 32
+#: Cycles from a read's acceptance to its ``rvalid``/``rdata``.
+CFG_READ_LATENCY = 2
+
+
+def config_signature(addr_bits: int) -> wiring.Signature:
+    """The port as the host sees it; a component that serves it has it as ``In(...)``."""
+    return wiring.Signature(
+        {
+            "valid": Out(1),
+            "write": Out(1),
+            "addr": Out(addr_bits),
+            "wdata": Out(CFG_DATA_BITS),
+            "ready": In(1),
+            "rvalid": In(1),
+            "rdata": In(CFG_DATA_BITS),
+        }
+    )
+
+
+def address_layout(fields: dict[str, int]) -> data.StructLayout:
+    """An address made of unsigned ``fields`` (name: bits), the first in the lowest bits."""
+    return data.StructLayout({name: unsigned(bits) for name, bits in fields.items()})
+
+
+def pack_address(layout: data.StructLayout, **values: int) -> int:
+    """The address holding ``values`` in their fields (fields not named are 0), as an integer."""
+    word = 0
+    for name, value in values.items():
+        word |= int(value) << layout[name].offset
+    return word
+
+
+def target_layout(sub_bits: int, targets: int) -> data.StructLayout:
+    """A decoded bus' address: ``sub`` (the address within a target), then ``target``."""
+    return address_layout({"sub": sub_bits, "target": index_bits(targets)})
+
+
+def delayed(m: Module, value: Value, cycles: int, name: str) -> Value:
+    """``value`` as it was ``cycles`` clock cycles ago (a chain of registers)."""
+    for k in range(cycles):
+        reg = Signal.like(Value.cast(value), name=f"{name}{k + 1}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+class ConfigDecoder(wiring.Component):
+    """One configuration bus ``cfg`` to targets ``t0 .. t{n-1}`` by its address' ``target`` field.
+
+    Target ``k`` sees ``valid`` for its own addresses only, and the low ``widths[k]`` bits of
+    ``sub`` as its address; ``write`` and ``wdata`` go to every target. ``ready`` is the
+    addressed target's (low past the last target); ``rvalid`` and ``rdata`` are those of the
+    target addressed ``CFG_READ_LATENCY`` cycles before, the one answering a read taken then.
+    """
+
+    def __init__(self, sub_bits: int, widths: list[int]):
+        if any(not 1 <= w <= sub_bits for w in widths):
+            raise ValueError(f"target address widths {widths} must be in 1..{sub_bits}")
+        self.layout = target_layout(sub_bits, len(widths))
+        ports = {"cfg": In(config_signature(self.layout.size))}
+        ports |= {f"t{k}": Out(config_signature(w)) for k, w in enumerate(widths)}
+        self.n_targets = len(widths)
+        super().__init__(ports)
+
+    def target(self, k: int) -> wiring.PureInterface:
+        """Target ``k``'s port (drive ``ready``, ``rvalid``, ``rdata``; read the rest)."""
+        return getattr(self, f"t{k}")
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.cfg
+        addr = self.layout(bus.addr)
+        answering = delayed(m, addr.target, CFG_READ_LATENCY, "cfg_r_target")
+        for k in range(self.n_targets):
+            port = self.target(k)
+            m.d.comb += [
+                port.valid.eq(bus.valid & (addr.target == k)),
+                port.write.eq(bus.write),
+                port.addr.eq(addr.sub[: len(port.addr)]),
+                port.wdata.eq(bus.wdata),
+            ]
+            with m.If(addr.target == k):
+                m.d.comb += bus.ready.eq(port.ready)
+            with m.If(answering == k):
+                m.d.comb += [bus.rvalid.eq(port.rvalid), bus.rdata.eq(port.rdata)]
+        return m
