@@ -142,8 +142,9 @@ def test_mapper_refuses_what_does_not_fit():
 
 
 def test_mapping_command_prints_tables(tmp_path, capsys):
-    from spikeforge.rtl.chip.mapping import main
     from spikeforge.sim.bundle import save_bundle
+
+    from spikeforge.studies.mapping import main
 
     assert main([]) == 0
     assert "| example | 4x4x128 | 2x2x64 | 2 | 4 | 100% | 89% | 22% |" in capsys.readouterr().out
