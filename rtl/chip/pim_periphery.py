@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
 from spikeforge.pim.adc import lossless_bits
 from spikeforge.rtl.cores.core import Op
@@ -118,13 +118,11 @@ class PimPeriphery(wiring.Component):
                 "o": Out(stream.Signature(params.out_layout())),
                 "lsb_shift": In(params.shift_bits),
                 "input_shift": In(params.shift_bits),
-                "corr": In(
-                    wiring.Signature(
-                        {
-                            "en": Out(1),
-                            "addr": Out(max(1, (params.n_channels - 1).bit_length())),
-                            "data": Out(signed(params.correction_bits)),
-                        }
+                # a write port into the correction table (the memory's own port signature)
+                "corr": Out(
+                    WritePort.Signature(
+                        addr_width=max(1, (params.n_channels - 1).bit_length()),
+                        shape=signed(params.correction_bits),
                     )
                 ),
             }
@@ -139,12 +137,8 @@ class PimPeriphery(wiring.Component):
         )
         read = table.read_port(domain="comb")
         write = table.write_port()
-        m.d.comb += [
-            write.en.eq(self.corr.en),
-            write.addr.eq(self.corr.addr),
-            write.data.eq(self.corr.data),
-            read.addr.eq(self.i.payload.channel),
-        ]
+        wiring.connect(m, wiring.flipped(self.corr), write)
+        m.d.comb += read.addr.eq(self.i.payload.channel)
 
         terms = []
         for g in range(p.groups):
