@@ -18,6 +18,7 @@ from spikeforge.sim.files import OutputPathError
 from spikeforge.sim.semantics import Leak
 
 from tests.sim.builders import conv, linear
+from tests.sim.os_faults import InjectedFailure, fail_os_call
 
 
 def reference_bundle() -> Bundle:
@@ -651,24 +652,10 @@ def test_save_respects_the_umask(tmp_path):
 # --- crash safety: a failure at any step leaves the old or the new bundle ---------------------
 
 
-class Crash(OSError):
-    """An injected failure of one write, fsync or rename."""
-
-
 def inject(monkeypatch, fail_at: int | None, hard: bool) -> list[str]:
-    """Count os.write/os.fsync/os.replace calls and fail call ``fail_at``. ``hard``: the process
-    "dies" there, i.e. no cleanup runs (temporaries and pending manifests stay)."""
-    calls: list[str] = []
-    for name in ("write", "fsync", "replace"):
-        real = getattr(os, name)
-
-        def wrapper(*args, _real=real, _name=name):
-            calls.append(_name)
-            if len(calls) - 1 == fail_at:
-                raise Crash(f"injected failure in os.{_name}")
-            return _real(*args)
-
-        monkeypatch.setattr(os, name, wrapper)
+    """``fail_os_call``; ``hard``: the process "dies" at the failure, i.e. no cleanup runs
+    (temporaries and pending manifests stay)."""
+    calls = fail_os_call(monkeypatch, fail_at)
     if hard:
         monkeypatch.setattr(files, "discard", lambda path: None)
         monkeypatch.setattr(bundle_io, "discard", lambda path: None)
@@ -722,7 +709,7 @@ def test_a_failure_at_every_step_leaves_old_or_new(tmp_path, monkeypatch, hard, 
         (tmp_path / f"k{k}-sibling.txt").write_text("x")
         with monkeypatch.context() as m:
             inject(m, k, hard)
-            with pytest.raises(Crash):
+            with pytest.raises(InjectedFailure):
                 save_bundle(new, path)
         now = state(path)
         if now is None or same(now, old):
@@ -754,12 +741,12 @@ def test_a_crash_during_recovery_of_a_crash_leaves_a_loadable_bundle(tmp_path, m
             save_bundle(old, path)
             with monkeypatch.context() as m:
                 inject(m, k, hard=True)
-                with pytest.raises(Crash):
+                with pytest.raises(InjectedFailure):
                     save_bundle(new, path)
             before = state(path)
             with monkeypatch.context() as m:
                 calls = inject(m, j, hard=True)
-                with contextlib.suppress(Crash):
+                with contextlib.suppress(InjectedFailure):
                     save_bundle(third, path)
             after = state(path)
             assert after is not None
