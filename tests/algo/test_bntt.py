@@ -18,9 +18,11 @@ from spikeforge.algo.methods.bntt import (
 )
 from spikeforge.algo.snn import bittrue
 from spikeforge.algo.training.export import to_bundle
-from spikeforge.algo.training.pipeline import TrainConfig, Trainer, fixed_inputs, train
+from spikeforge.algo.training.pipeline import fixed_inputs
 from spikeforge.sim import golden
 from spikeforge.sim.datasets import load_digits
+
+from tests.algo.method_runs import short_method_run
 
 EPS = 1e-4
 
@@ -180,17 +182,7 @@ def test_conv_bntt_runs_and_folds():
 def test_bntt_method_end_to_end_on_a_slice_of_digits():
     assert "bntt" in METHODS
     data = load_digits().limited(200, 60)
-    config = TrainConfig(
-        method="bntt",
-        arch="32",
-        timesteps=3,
-        encoding="poisson",
-        snn_epochs=1,
-        bittrue_epochs=0,
-        balance_samples=32,
-        batch_size=50,
-    )
-    result = train(config, data, Trainer(progress=False, log=lambda _m: None))
+    result = short_method_run("bntt", data, arch="32", timesteps=3, batch_size=50)
     assert isinstance(result.net, FoldedSNN)
     fold = [h for h in result.history if h["phase"] == "fold"]
     assert len(fold) == 1

@@ -33,12 +33,14 @@ from spikeforge.algo.methods.lee2020_energy import (
 from spikeforge.algo.snn import bittrue
 from spikeforge.algo.snn.surrogate import LeakCorrectedSTE
 from spikeforge.algo.training.export import to_bundle
-from spikeforge.algo.training.pipeline import TrainConfig, Trainer, fixed_inputs, train
+from spikeforge.algo.training.pipeline import TrainConfig, fixed_inputs, train
 from spikeforge.sim import golden
 from spikeforge.sim.bundle import Bundle, InputSpec, Layer
 from spikeforge.sim.datasets import load_digits
 from spikeforge.sim.semantics import Leak
 from torch import nn
+
+from tests.algo.method_runs import short_method_run
 
 
 def _train(steps: int, at: list[int]) -> torch.Tensor:
@@ -322,18 +324,14 @@ def test_op_report_matches_golden_synaptic_ops():
 def test_lee2020_method_end_to_end_on_a_slice_of_digits():
     assert "lee2020" in METHODS
     data = load_digits().limited(160, 40)
-    config = TrainConfig(
-        method="lee2020",
+    result = short_method_run(
+        "lee2020",
+        data,
         arch="24",
         timesteps=6,
-        encoding="poisson",
-        snn_epochs=1,
-        bittrue_epochs=0,
-        balance_samples=32,
         batch_size=32,
         method_options={"gradient": "bptt", "leak": "text"},
     )
-    result = train(config, data, Trainer(progress=False, log=lambda _m: None))
     deploy = [h for h in result.history if h["phase"] == "deploy"]
     assert len(deploy) == 1 and 0.0 <= deploy[0]["test_acc"] <= 1.0
     assert result.net.layers[0].neuron.reset == "zero"
