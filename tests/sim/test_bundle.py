@@ -290,6 +290,16 @@ def rename_key(index, old, new):
     return layer_edit(index, lambda layer: layer.__setitem__(new, layer.pop(old)))
 
 
+LAYER_NAMES = ("conv1", "fc1", "out")  # reference_bundle's layers
+
+
+def misspelt(index, key, typo):
+    """Layer ``index``'s ``key`` renamed ``typo``, and the message naming both."""
+    name = LAYER_NAMES[index]
+    message = rf"^layers\[{index}\] \({name}\)\.{typo}: unknown key; did you mean '{key}'\?"
+    return rename_key(index, key, typo), message
+
+
 def drop(index, key):
     return layer_edit(index, lambda layer: layer.pop(key))
 
@@ -335,26 +345,11 @@ STRICT = {
         top(lambda m: m["input"].update(scale="0.1")),
         r"^input\.scale: must be a finite number",
     ),
-    "input_shfit": (
-        rename_key(1, "input_shift", "input_shfit"),
-        r"^layers\[1\] \(fc1\)\.input_shfit: unknown key; did you mean 'input_shift'\?",
-    ),
-    "bais": (
-        rename_key(1, "bias", "bais"),
-        r"^layers\[1\] \(fc1\)\.bais: unknown key; did you mean 'bias'\?",
-    ),
-    "leek": (
-        rename_key(1, "leak", "leek"),
-        r"^layers\[1\] \(fc1\)\.leek: unknown key; did you mean 'leak'\?",
-    ),
-    "strides on a conv layer": (
-        rename_key(0, "stride", "strides"),
-        r"^layers\[0\] \(conv1\)\.strides: unknown key; did you mean 'stride'\?",
-    ),
-    "threshhold": (
-        rename_key(2, "threshold", "threshhold"),
-        r"^layers\[2\] \(out\)\.threshhold: unknown key; did you mean 'threshold'\?",
-    ),
+    "input_shfit": misspelt(1, "input_shift", "input_shfit"),
+    "bais": misspelt(1, "bias", "bais"),
+    "leek": misspelt(1, "leak", "leek"),
+    "strides on a conv layer": misspelt(0, "stride", "strides"),
+    "threshhold": misspelt(2, "threshold", "threshhold"),
     "unrelated layer key": (
         layer_edit(1, lambda layer: layer.update(dropout=0.5)),
         r"^layers\[1\] \(fc1\)\.dropout: unknown key; expected only",
