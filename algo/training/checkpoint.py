@@ -357,17 +357,21 @@ class PhaseLoop:
         return self.index is None
 
     def restore(self) -> Progress:
-        if self.checkpoints is None or self.index is None:
-            return Progress()
-        return self.checkpoints.restore(
-            self.index,
-            self.phase,
-            net=self.net,
-            optimiser=self.optimiser,
-            schedule=self.schedule,
-            shuffle=self.shuffle,
-            generators=self.generators,
-        )
+        """The saved progress (a fresh one without a checkpoint to continue); afterwards every
+        process holds the main process's ``net``, so all start from the same state."""
+        progress = Progress()
+        if self.checkpoints is not None and self.index is not None:
+            progress = self.checkpoints.restore(
+                self.index,
+                self.phase,
+                net=self.net,
+                optimiser=self.optimiser,
+                schedule=self.schedule,
+                shuffle=self.shuffle,
+                generators=self.generators,
+            )
+        self.trainer.processes.broadcast_state(self.net)
+        return progress
 
     def save(self, progress: Progress) -> None:
         if self.checkpoints is None or self.index is None:

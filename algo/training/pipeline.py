@@ -80,6 +80,19 @@ class Trainer:
     loader: str = "auto"
     loader_workers: int = 0
 
+    def shards(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> Shards:
+        """``(x, y)`` in mini-batches, shuffled from ``seed``, split over this run's processes
+        and loaded as its ``loader`` and ``loader_workers`` say."""
+        return Shards(
+            x,
+            y,
+            batch_size,
+            seed=seed,
+            processes=self.processes,
+            loader=self.loader,
+            workers=self.loader_workers,
+        )
+
 
 def input_shape_for(arch: str, data: Dataset) -> tuple[int, ...]:
     """``[C, H, W]`` for a network that starts with a convolution, else the flat size."""
@@ -199,15 +212,7 @@ def fit(
     net.set_mode(mode)
     params = [p for p in net.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    shards = Shards(
-        data.x_train,
-        data.y_train,
-        batch_size,
-        seed=seed,
-        processes=procs,
-        loader=trainer.loader,
-        workers=trainer.loader_workers,
-    )
+    shards = trainer.shards(data.x_train, data.y_train, batch_size, seed)
     batches = shards.batches
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * batches)
     rng = np.random.default_rng(seed)
@@ -224,7 +229,6 @@ def fit(
     if loop.skipped:
         return
     progress = loop.restore()
-    procs.broadcast_state(net)
     model = procs.wrap(net)
     n_train = len(data.y_train)
     bar = tqdm(
