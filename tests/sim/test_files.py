@@ -18,6 +18,7 @@ from spikeforge.sim.files import (
     check_output_file,
 )
 
+from tests.sim.inside_input import WEIGHTS, refuses_paths_inside_a_bundle
 from tests.sim.os_faults import InjectedFailure, fail_os_call
 
 
@@ -101,12 +102,9 @@ def test_check_output_file_parent(tmp_path):
 
 
 def test_check_output_file_refuses_a_path_inside_an_input(tmp_path):
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    (bundle / "weights.npz").write_bytes(b"w")
-    for path in (bundle / "weights.npz", bundle / "result.npz", bundle / "sub" / "r.npz"):
-        with pytest.raises(OutputPathError, match="inside the input"):
-            check_output_file(path, inside_forbidden=[bundle], parents=True)
+    bundle = refuses_paths_inside_a_bundle(
+        tmp_path, lambda path, b: check_output_file(path, inside_forbidden=[b], parents=True)
+    )
     x = tmp_path / "x.npy"
     x.write_bytes(b"x")
     with pytest.raises(OutputPathError, match="is an input"):
@@ -116,7 +114,7 @@ def test_check_output_file_refuses_a_path_inside_an_input(tmp_path):
     with pytest.raises(OutputPathError, match="inside the input"):
         check_output_file(alias / "r.npz", inside_forbidden=[bundle])
     assert check_output_file(tmp_path / "bundle.npz", inside_forbidden=[bundle, x])
-    assert (bundle / "weights.npz").read_bytes() == b"w"
+    assert (bundle / "weights.npz").read_bytes() == WEIGHTS
 
 
 # --- check_output_dir -------------------------------------------------------------------------
