@@ -13,21 +13,9 @@ from spikeforge.algo.training import checkpoint
 
 from spikeforge.cli import train as train_cli
 from spikeforge.cli.errors import UsageError
-from tests.train_options import parse_train_args, train_argv
+from tests.train_options import parse_train_args, short_run_argv
 
-SMALL = train_argv(
-    limit_train=240,
-    limit_test=120,
-    arch=24,
-    batch_size=32,
-    ann_epochs=3,
-    ann_lr="1e-2",
-    snn_epochs=3,
-    bittrue_epochs=2,
-    no_progress=True,
-    no_plots=True,
-    threads=1,
-)
+SMALL = short_run_argv(limit_train=240, arch=24, batch_size=32, snn_epochs=3, bittrue_epochs=2)
 #: Checkpoint writes of a SMALL hybrid run: one per epoch (3 ANN, 3 SNN, 2 bit-true).
 WRITES = 8
 

@@ -14,7 +14,7 @@ from spikeforge.algo.training.distributed import Processes, Shards, torchrun_env
 from spikeforge.sim import golden
 from spikeforge.sim.bundle import load_bundle
 
-from tests.train_options import train_argv
+from tests.train_options import short_run_argv
 
 
 def test_torchrun_two_processes_digits(tmp_path):
@@ -33,18 +33,7 @@ def test_torchrun_two_processes_digits(tmp_path):
         "train",
         "--out",
         str(out),
-        *train_argv(
-            limit_train=300,
-            limit_test=120,
-            arch=32,
-            ann_epochs=3,
-            ann_lr="1e-2",
-            snn_epochs=2,
-            bittrue_epochs=1,
-            no_progress=True,
-            no_plots=True,
-            threads=1,
-        ),
+        *short_run_argv(limit_train=300, arch=32, snn_epochs=2, bittrue_epochs=1),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
