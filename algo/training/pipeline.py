@@ -374,6 +374,25 @@ def fit_ann(
     )
 
 
+def fit_snn(
+    net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer, *, phase: str, mode: str
+) -> None:
+    """The spiking phase after the ANN or from scratch (hybrid, direct, scatter-and-gather's
+    quantised phase): ``fit`` in ``mode`` with the config's SNN epochs and rate."""
+    fit_phase(
+        net,
+        data,
+        config,
+        trainer,
+        phase=phase,
+        mode=mode,
+        epochs=config.snn_epochs,
+        lr=config.snn_lr,
+        seed=config.seed + 1,
+        weight_decay=config.weight_decay,
+    )
+
+
 def fit_phase(
     net: SNN,
     data: Dataset,
