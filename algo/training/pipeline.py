@@ -342,17 +342,7 @@ def start_bittrue(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer
     calib = fixed_inputs(net, data.x_train[: config.balance_samples], config.seed)
     shifts = net.calibrate_shifts(calib)
     trainer.log(f"input shifts per layer: {shifts}")
-    fit_phase(
-        net,
-        data,
-        config,
-        trainer,
-        phase="bittrue",
-        mode="bittrue",
-        epochs=config.bittrue_epochs,
-        lr=config.bittrue_lr,
-        seed=config.seed + 3,
-    )
+    fit_stage(net, data, config, trainer, stage="bittrue", phase="bittrue", mode="bittrue")
 
 
 def fit_ann(
@@ -360,54 +350,31 @@ def fit_ann(
 ) -> None:
     """The ANN phase the conversion methods start with (hybrid, ``convert-*``,
     scatter-and-gather): ``fit`` in mode ``ann`` with the config's ANN epochs and rate."""
-    fit_phase(
-        net,
-        data,
-        config,
-        trainer,
-        phase=phase,
-        mode="ann",
-        epochs=config.ann_epochs,
-        lr=config.ann_lr,
-        seed=config.seed,
-        weight_decay=config.weight_decay,
-    )
+    fit_stage(net, data, config, trainer, stage="ann", phase=phase, mode="ann")
 
 
-def fit_snn(
-    net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer, *, phase: str, mode: str
-) -> None:
-    """The spiking phase after the ANN or from scratch (hybrid, direct, scatter-and-gather's
-    quantised phase): ``fit`` in ``mode`` with the config's SNN epochs and rate."""
-    fit_phase(
-        net,
-        data,
-        config,
-        trainer,
-        phase=phase,
-        mode=mode,
-        epochs=config.snn_epochs,
-        lr=config.snn_lr,
-        seed=config.seed + 1,
-        weight_decay=config.weight_decay,
-    )
-
-
-def fit_phase(
+def fit_stage(
     net: SNN,
     data: Dataset,
     config: TrainConfig,
     trainer: Trainer,
     *,
+    stage: str,
     phase: str,
     mode: str,
-    epochs: int,
-    lr: float,
-    seed: int,
-    weight_decay: float = 0.0,
 ) -> None:
-    """One phase of a method: ``fit`` with the run-wide settings of ``config`` (batch size,
-    evaluation period, augmentation) and the phase's own mode, epochs, rate and seed."""
+    """One phase of a method: ``fit`` in ``mode`` with the run-wide settings of ``config``
+    (batch size, evaluation period, augmentation) and those of its training ``stage``:
+
+    * ``ann``: ANN epochs and rate, the run's seed, its weight decay;
+    * ``snn``: SNN epochs and rate, seed + 1, its weight decay;
+    * ``bittrue``: bit-true epochs and rate, seed + 3, no weight decay.
+    """
+    epochs, lr, seed_offset, weight_decay = {
+        "ann": (config.ann_epochs, config.ann_lr, 0, config.weight_decay),
+        "snn": (config.snn_epochs, config.snn_lr, 1, config.weight_decay),
+        "bittrue": (config.bittrue_epochs, config.bittrue_lr, 3, 0.0),
+    }[stage]
     fit(
         net,
         data,
@@ -418,7 +385,7 @@ def fit_phase(
         lr=lr,
         batch_size=config.batch_size,
         weight_decay=weight_decay,
-        seed=seed,
+        seed=config.seed + seed_offset,
         eval_every=config.eval_every,
         augment=config.augment,
     )
