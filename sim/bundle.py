@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 from spikeforge.sim.files import (
+    atomic_write_bytes,
     check_output_dir,
     check_output_file,
     commit,
@@ -704,12 +705,7 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike[str], *, force: bool = F
     pending = root / f"{PENDING_PREFIX}{hashlib.sha256(weights_bytes).hexdigest()}{PENDING_SUFFIX}"
     staged = stage_bytes(root / WEIGHTS, weights_bytes)
     try:
-        staged_pending = stage_bytes(pending, manifest_bytes)
-        try:
-            commit(staged_pending, pending)
-        except BaseException:
-            discard(staged_pending)
-            raise
+        atomic_write_bytes(pending, manifest_bytes)
         commit(staged, root / WEIGHTS)
         commit(pending, root / MANIFEST)
     except BaseException:

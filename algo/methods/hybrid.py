@@ -10,7 +10,7 @@ from spikeforge.algo.training.pipeline import (
     balance_thresholds,
     evaluate,
     fit_ann,
-    fit_phase,
+    fit_stage,
     start_bittrue,
 )
 from spikeforge.sim.datasets import Dataset
@@ -49,16 +49,5 @@ def direct(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer) -> No
 
 
 def _snn_then_bittrue(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer) -> None:
-    fit_phase(
-        net,
-        data,
-        config,
-        trainer,
-        phase="snn",
-        mode=_quant_mode(config),
-        epochs=config.snn_epochs,
-        lr=config.snn_lr,
-        seed=config.seed + 1,
-        weight_decay=config.weight_decay,
-    )
+    fit_stage(net, data, config, trainer, stage="snn", phase="snn", mode=_quant_mode(config))
     start_bittrue(net, data, config, trainer)

@@ -49,7 +49,7 @@ from spikeforge.algo.training.pipeline import (
     Trainer,
     evaluate,
     fit_ann,
-    fit_phase,
+    fit_stage,
     input_shape_for,
 )
 from spikeforge.sim.datasets import Dataset
@@ -550,18 +550,7 @@ def scatter_gather(net: SNN, data: Dataset, config: TrainConfig, trainer: Traine
     k, bound = method_settings(config)
     sg = build_sg(config, data, k, bound)
     fit_ann(sg, data, config, trainer)
-    fit_phase(
-        sg,
-        data,
-        config,
-        trainer,
-        phase="quant",
-        mode="quant",
-        epochs=config.snn_epochs,
-        lr=config.snn_lr,
-        seed=config.seed + 1,
-        weight_decay=config.weight_decay,
-    )
+    fit_stage(sg, data, config, trainer, stage="snn", phase="quant", mode="quant")
     check = conversion_check(sg, data.x_test)
     trainer.log(
         f"scatter-gather (k={k}, B={bound}, {sg.group} neurons per group): "

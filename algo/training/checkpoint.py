@@ -356,32 +356,30 @@ class PhaseLoop:
     def skipped(self) -> bool:
         return self.index is None
 
+    def _state(self) -> dict[str, Any]:
+        """What a checkpoint of this loop holds besides its progress and the history."""
+        return {
+            "net": self.net,
+            "optimiser": self.optimiser,
+            "schedule": self.schedule,
+            "shuffle": self.shuffle,
+            "generators": self.generators,
+        }
+
     def restore(self) -> Progress:
-        if self.checkpoints is None or self.index is None:
-            return Progress()
-        return self.checkpoints.restore(
-            self.index,
-            self.phase,
-            net=self.net,
-            optimiser=self.optimiser,
-            schedule=self.schedule,
-            shuffle=self.shuffle,
-            generators=self.generators,
-        )
+        """The saved progress (a fresh one without a checkpoint to continue); afterwards every
+        process holds the main process's ``net``, so all start from the same state."""
+        progress = Progress()
+        if self.checkpoints is not None and self.index is not None:
+            progress = self.checkpoints.restore(self.index, self.phase, **self._state())
+        self.trainer.processes.broadcast_state(self.net)
+        return progress
 
     def save(self, progress: Progress) -> None:
         if self.checkpoints is None or self.index is None:
             return
         self.checkpoints.save(
-            self.index,
-            self.phase,
-            progress,
-            net=self.net,
-            optimiser=self.optimiser,
-            schedule=self.schedule,
-            shuffle=self.shuffle,
-            generators=self.generators,
-            history=self.trainer.history,
+            self.index, self.phase, progress, **self._state(), history=self.trainer.history
         )
 
     def epoch_done(self, progress: Progress, epochs: int) -> None:

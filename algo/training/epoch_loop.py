@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from spikeforge.algo.training.checkpoint import open_phase
-from spikeforge.algo.training.distributed import Shards
 from torch import Tensor, nn
 
 if TYPE_CHECKING:  # spikeforge.algo.training.pipeline imports the trainers that import this module
@@ -71,17 +70,8 @@ def run_epochs(
     if loop.skipped:
         return
     progress = loop.restore()
-    procs.broadcast_state(net)
     params = [p for group in optimiser.param_groups for p in group["params"]]
-    shards = Shards(
-        x_all.numpy(),
-        y_all.numpy(),
-        batch_size,
-        seed=seed,
-        processes=procs,
-        loader=trainer.loader,
-        workers=trainer.loader_workers,
-    )
+    shards = trainer.shards(x_all.numpy(), y_all.numpy(), batch_size, seed)
     with loop.training():
         while progress.epoch < epochs:
             net.train()

@@ -80,6 +80,19 @@ class Trainer:
     loader: str = "auto"
     loader_workers: int = 0
 
+    def shards(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> Shards:
+        """``(x, y)`` in mini-batches, shuffled from ``seed``, split over this run's processes
+        and loaded as its ``loader`` and ``loader_workers`` say."""
+        return Shards(
+            x,
+            y,
+            batch_size,
+            seed=seed,
+            processes=self.processes,
+            loader=self.loader,
+            workers=self.loader_workers,
+        )
+
 
 def input_shape_for(arch: str, data: Dataset) -> tuple[int, ...]:
     """``[C, H, W]`` for a network that starts with a convolution, else the flat size."""
@@ -199,15 +212,7 @@ def fit(
     net.set_mode(mode)
     params = [p for p in net.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    shards = Shards(
-        data.x_train,
-        data.y_train,
-        batch_size,
-        seed=seed,
-        processes=procs,
-        loader=trainer.loader,
-        workers=trainer.loader_workers,
-    )
+    shards = trainer.shards(data.x_train, data.y_train, batch_size, seed)
     batches = shards.batches
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * batches)
     rng = np.random.default_rng(seed)
@@ -224,7 +229,6 @@ def fit(
     if loop.skipped:
         return
     progress = loop.restore()
-    procs.broadcast_state(net)
     model = procs.wrap(net)
     n_train = len(data.y_train)
     bar = tqdm(
@@ -338,17 +342,7 @@ def start_bittrue(net: SNN, data: Dataset, config: TrainConfig, trainer: Trainer
     calib = fixed_inputs(net, data.x_train[: config.balance_samples], config.seed)
     shifts = net.calibrate_shifts(calib)
     trainer.log(f"input shifts per layer: {shifts}")
-    fit_phase(
-        net,
-        data,
-        config,
-        trainer,
-        phase="bittrue",
-        mode="bittrue",
-        epochs=config.bittrue_epochs,
-        lr=config.bittrue_lr,
-        seed=config.seed + 3,
-    )
+    fit_stage(net, data, config, trainer, stage="bittrue", phase="bittrue", mode="bittrue")
 
 
 def fit_ann(
@@ -356,35 +350,31 @@ def fit_ann(
 ) -> None:
     """The ANN phase the conversion methods start with (hybrid, ``convert-*``,
     scatter-and-gather): ``fit`` in mode ``ann`` with the config's ANN epochs and rate."""
-    fit_phase(
-        net,
-        data,
-        config,
-        trainer,
-        phase=phase,
-        mode="ann",
-        epochs=config.ann_epochs,
-        lr=config.ann_lr,
-        seed=config.seed,
-        weight_decay=config.weight_decay,
-    )
+    fit_stage(net, data, config, trainer, stage="ann", phase=phase, mode="ann")
 
 
-def fit_phase(
+def fit_stage(
     net: SNN,
     data: Dataset,
     config: TrainConfig,
     trainer: Trainer,
     *,
+    stage: str,
     phase: str,
     mode: str,
-    epochs: int,
-    lr: float,
-    seed: int,
-    weight_decay: float = 0.0,
 ) -> None:
-    """One phase of a method: ``fit`` with the run-wide settings of ``config`` (batch size,
-    evaluation period, augmentation) and the phase's own mode, epochs, rate and seed."""
+    """One phase of a method: ``fit`` in ``mode`` with the run-wide settings of ``config``
+    (batch size, evaluation period, augmentation) and those of its training ``stage``:
+
+    * ``ann``: ANN epochs and rate, the run's seed, its weight decay;
+    * ``snn``: SNN epochs and rate, seed + 1, its weight decay;
+    * ``bittrue``: bit-true epochs and rate, seed + 3, no weight decay.
+    """
+    epochs, lr, seed_offset, weight_decay = {
+        "ann": (config.ann_epochs, config.ann_lr, 0, config.weight_decay),
+        "snn": (config.snn_epochs, config.snn_lr, 1, config.weight_decay),
+        "bittrue": (config.bittrue_epochs, config.bittrue_lr, 3, 0.0),
+    }[stage]
     fit(
         net,
         data,
@@ -395,7 +385,7 @@ def fit_phase(
         lr=lr,
         batch_size=config.batch_size,
         weight_decay=weight_decay,
-        seed=seed,
+        seed=config.seed + seed_offset,
         eval_every=config.eval_every,
         augment=config.augment,
     )

@@ -24,6 +24,14 @@ IMG = Path(__file__).resolve().parents[1] / "img"
 DOC = Path(__file__).resolve().parents[1] / "methods_bntt_lee2020.md"
 
 
+def _save(fig, name: str) -> None:
+    """Lay out ``fig``, write it as ``IMG/name`` (110 dpi) and close it."""
+    fig.tight_layout()
+    IMG.mkdir(parents=True, exist_ok=True)
+    fig.savefig(IMG / name, dpi=110)
+    plt.close(fig)
+
+
 def _load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -91,10 +99,7 @@ def bntt_figure(rows: list[tuple[int, dict, dict]], dataset: str) -> None:
     ax_gamma.set_ylabel("mean gamma^t")
     ax_gamma.legend(fontsize=8)
     ax_gamma.grid(alpha=0.3)
-    fig.tight_layout()
-    IMG.mkdir(parents=True, exist_ok=True)
-    fig.savefig(IMG / f"bntt_{dataset}.png", dpi=110)
-    plt.close(fig)
+    _save(fig, f"bntt_{dataset}.png")
 
 
 def lee(runs: Path) -> None:
@@ -147,10 +152,7 @@ def lee(runs: Path) -> None:
     ax.set_title("Lee et al. 2020 on digits: accuracy vs inference length")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    IMG.mkdir(parents=True, exist_ok=True)
-    fig.savefig(IMG / "lee2020_inference_steps.png", dpi=110)
-    plt.close(fig)
+    _save(fig, "lee2020_inference_steps.png")
 
 
 def _section(name: str, produce) -> str:

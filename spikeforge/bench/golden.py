@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from spikeforge.bench.json_out import add_json_option, write_json
 from spikeforge.sim import golden
 from spikeforge.sim.bundle import Bundle, InputSpec, Layer, validate
 from spikeforge.sim.semantics import Leak
@@ -109,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=2, help="threads of torch and of numpy's BLAS alike"
     )
-    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    add_json_option(parser)
     args = parser.parse_args(argv)
 
     bundle = benchmark_bundle(timesteps=args.timesteps)
@@ -150,8 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     torch_label = f"float PyTorch ({args.threads} thr)"
     print(f"  {torch_label:21s}: {figures['torch_float_samples_per_s']:10.0f} samples/s")
     print(f"  ratio golden / torch : {figures['golden_over_torch']:.2f}x")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+    write_json(args.json, figures)
     return 0
 
 

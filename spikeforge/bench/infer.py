@@ -13,9 +13,7 @@ integers in float64 tensors).
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +21,7 @@ import torch
 from spikeforge.algo.snn import bittrue
 from spikeforge.algo.snn.models import build_snn
 from spikeforge.bench.golden import interleaved_medians
+from spikeforge.bench.json_out import add_json_option, write_json
 from spikeforge.sim import golden
 from spikeforge.sim.bundle import Bundle, InputSpec, Layer, validate
 from spikeforge.sim.semantics import Leak
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--json", type=Path)
+    add_json_option(parser)
     args = parser.parse_args(argv)
     figures = run(
         args.workloads.split(","),
@@ -155,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         args.threads,
         args.repeats,
     )
-    if args.json:
-        args.json.write_text(json.dumps([asdict(f) for f in figures], indent=2))
+    write_json(args.json, [asdict(f) for f in figures])
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from spikeforge.bench.json_out import add_json_option, write_json
 from spikeforge.rtl.chip.top import ChipOptions, plan_chip
 from spikeforge.rtl.cores.core import LANE_CHOICES
 from spikeforge.rtl_flow import RtlRun, first_mismatch, run_chip, run_chips
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--lanes", default=",".join(str(n) for n in LANE_CHOICES))
     parser.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
-    parser.add_argument("--json", type=Path)
+    add_json_option(parser)
     args = parser.parse_args(argv)
     lanes = tuple(int(v) for v in args.lanes.split(","))
     figures = run(args.bundle, args.samples, lanes, args.sim)
@@ -157,8 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     for name, s in figures["speed"].items():
         print(f"  {name}: {s['cycles_per_s']:.0f} simulated cycles/s ({args.sim} + cocotb)")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+    write_json(args.json, figures)
     return 0
 
 

@@ -119,6 +119,12 @@ def _grid_head(columns: list[str]) -> list[str]:
     return ["| workload | T | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
 
 
+def _section(title: str, *intro: str) -> list[str]:
+    """A report section's ``## title`` and its ``intro`` paragraph (the lines given, if any),
+    each after a blank line and the section's first content after another."""
+    return ["", f"## {title}", "", *([*intro, ""] if intro else [])]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as markdown tables (what the README shows)."""
     m = report["machine"]
@@ -129,26 +135,21 @@ def markdown(report: dict[str, Any]) -> str:
         f"`{s['command']}` on {m['cpus']} CPUs ({m['platform']}), torch {m['torch']}, "
         f"{s['threads']} torch threads; load average {m['load_average'][0]:.1f} at the start, "
         f"{m.get('load_average_end', [float('nan')])[0]:.1f} at the end.",
-        "",
-        "## Peers",
-        "",
+        *_section("Peers"),
     ]
     for name, st in report["peers"].items():
         state = st.get("version") or f"**not installed, not measured**: {st['error']}"
         lines.append(f"- {name}: {state}")
     train = report["train"]
     contenders = list(dict.fromkeys(f["contender"] for f in train))
-    lines += [
-        "",
-        "## 1. Training step (forward over T + backward + Adam), samples/s",
-        "",
+    lines += _section(
+        "1. Training step (forward over T + backward + Adam), samples/s",
         f"Batch {s['batch']}, median of {int(s['rounds']) * int(s['per_round'])} steps after "
         "warm-up, timed in alternating blocks; in brackets: peak RSS over 3 steps above the RSS "
         "before them (MiB).",
         "`+hoist`: the peer with the static first layer computed once (as spikeforge does).",
-        "",
-        *_grid_head(contenders),
-    ]
+    )
+    lines += _grid_head(contenders)
     keys = list(dict.fromkeys((f["workload"], f["timesteps"]) for f in train))
     for workload, steps in keys:
         cells = []
@@ -182,14 +183,11 @@ def markdown(report: dict[str, Any]) -> str:
         )
     infer = report["infer"]
     engines = list(dict.fromkeys(f["engine"] for f in infer))
-    lines += [
-        "",
-        "## 2. Inference, samples/s",
-        "",
+    lines += _section(
+        "2. Inference, samples/s",
         "Bundle form of the same networks (conv: stride-2 convolutions instead of max-pooling).",
-        "",
-        *_grid_head([*engines, "hidden firing rates"]),
-    ]
+    )
+    lines += _grid_head([*engines, "hidden firing rates"])
     for workload, steps in dict.fromkeys((f["workload"], f["timesteps"]) for f in infer):
         row = [f for f in infer if (f["workload"], f["timesteps"]) == (workload, steps)]
         rates = ", ".join(f"{k} {v:.2f}" for k, v in row[0]["firing_rates"].items())
@@ -197,13 +195,12 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {workload} | {steps} | {cells} | {rates} |")
     rtl = report.get("rtl")
     if rtl:
-        lines += [
-            "",
-            f"## 3. RTL ({rtl['simulator']}, {rtl['samples']} digits samples, bundle "
+        lines += _section(
+            f"3. RTL ({rtl['simulator']}, {rtl['samples']} digits samples, bundle "
             f"`{Path(rtl['bundle']).name}`: {', '.join(rtl['layers'])})",
-            "",
             "Every chip's spikes and output potentials equal the golden model's.",
-            "",
+        )
+        lines += [
             "| lanes | cycles/sample | SOPs/sample | SOPs/cycle |",
             "|---|---|---|---|",
         ]

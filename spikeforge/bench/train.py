@@ -19,7 +19,6 @@ hardware layer).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import subprocess
@@ -37,6 +36,7 @@ from spikeforge.algo.snn import lif_native
 from spikeforge.algo.snn.lif_pool import LIFMaxPool
 from spikeforge.algo.snn.models import build_snn
 from spikeforge.algo.snn.neurons import LIF
+from spikeforge.bench.json_out import add_json_option, write_json
 from spikeforge.bench.peers import LEAK, PEERS, THRESHOLD, WORKLOADS, build_peer, input_shape
 
 SPIKEFORGE = ("spikeforge", "spikeforge-reference")
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contenders", default=",".join((*SPIKEFORGE, *PEERS)))
     add_timing_arguments(parser)
-    parser.add_argument("--json", type=Path)
+    add_json_option(parser)
     args = parser.parse_args(argv)
     figures = run(
         args.contenders.split(","),
@@ -274,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         args.per_round,
         not args.no_memory,
     )
-    if args.json:
-        args.json.write_text(json.dumps([asdict(f) for f in figures], indent=2))
+    write_json(args.json, [asdict(f) for f in figures])
     return 0 if all(math.isfinite(f.median_s) for f in figures) else 1
 
 

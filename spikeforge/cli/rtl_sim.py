@@ -15,7 +15,7 @@ import sys
 from spikeforge.api import SIMULATORS
 from spikeforge.checks import INT_RANGES
 from spikeforge.cli.options import int_option
-from spikeforge.cli.verilog import add_chip_options
+from spikeforge.cli.verilog import add_chip_options, chip_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,11 +69,7 @@ def main(args: argparse.Namespace) -> int:
             sim=args.sim,
             out=args.out,
             build_dir=args.build_dir,
-            lanes=args.lanes or 16,
-            max_neurons=args.max_neurons,
-            core=args.core,
-            feed=args.feed,
-            adc_bits=args.adc_bits,
+            **chip_options(args),
             log=print,
         )
     except user_errors() as exc:

@@ -9,6 +9,7 @@ The work is ``spikeforge.api.verilog`` / ``verilog_core``.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from spikeforge.checks import INT_RANGES
 from spikeforge.cli.options import core_option, int_option
@@ -41,6 +42,18 @@ def add_chip_options(parser: argparse.ArgumentParser, lanes_help: str) -> None:
     add("--feed", choices=("auto", "pim", "sums"), default="auto", help="layer 1 feed (direct)")
     check, shown = _adc_bits()
     add("--adc-bits", type=check, help=f"PIM ADC bits ({shown}; default lossless, ideal)")
+
+
+def chip_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``add_chip_options`` parsed, as the keyword arguments of ``api.verilog`` and
+    ``api.rtl_sim`` (16 lanes unless ``--lanes`` says otherwise)."""
+    return {
+        "lanes": args.lanes or 16,
+        "max_neurons": args.max_neurons,
+        "core": args.core,
+        "feed": args.feed,
+        "adc_bits": args.adc_bits,
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,11 +115,7 @@ def main(args: argparse.Namespace) -> int:
                 args.out,
                 name=args.name or "sf_chip",
                 lint=args.lint,
-                lanes=args.lanes or 16,
-                max_neurons=args.max_neurons,
-                core=args.core,
-                feed=args.feed,
-                adc_bits=args.adc_bits,
+                **chip_options(args),
             )
             print(f"wrote {result.paths[0]} and {result.paths[1]}")
             print("\n".join(result.summary))

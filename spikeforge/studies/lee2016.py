@@ -28,16 +28,15 @@ from spikeforge.algo.methods.lee2016 import (
     train,
 )
 from spikeforge.sim.bundle import save_bundle
-from spikeforge.sim.datasets import DATASETS, load_dataset
+from spikeforge.studies.study_options import add_study_options, study_data
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m spikeforge.studies.lee2016", description="Lee et al. 2016"
     )
+    add_study_options(parser)
     defaults = Lee2016Config()
-    parser.add_argument("--dataset", choices=DATASETS, default="digits")
-    parser.add_argument("--data", default=None)
     parser.add_argument("--hidden", type=int, default=defaults.hidden)
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -49,11 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-wta", action="store_true", help="kappa = 0 in both layers")
     parser.add_argument("--test-ms", type=float, default=defaults.test_ms)
-    parser.add_argument("--train-limit", type=int, default=None)
-    parser.add_argument("--test-limit", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--w-bits", type=int, default=8)
-    parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     config = Lee2016Config(
         hidden=args.hidden,
@@ -68,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.no_wta:
         config.kappa_hidden = config.kappa_out = 0.0
-    data = load_dataset(args.dataset, args.data).limited(args.train_limit, args.test_limit)
+    data = study_data(args)
     start = time.perf_counter()
     net, history = train(data, config)
     seconds = time.perf_counter() - start

@@ -30,31 +30,25 @@ from spikeforge.algo.methods.stdbp import (
     train,
 )
 from spikeforge.sim.bundle import save_bundle
-from spikeforge.sim.datasets import DATASETS, load_dataset
 from spikeforge.sim.golden import accuracy, run
+from spikeforge.studies.study_options import add_study_options, study_data
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m spikeforge.studies.stdbp", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--dataset", choices=DATASETS, default="digits")
-    parser.add_argument("--data", default=None, help="directory of IDX files")
+    add_study_options(parser)
     parser.add_argument("--hidden", default="400", help="hidden sizes, e.g. 400 or 400-200")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--theta", type=float, default=1.0)
     parser.add_argument("--constant-lr", action="store_true", help="no cosine decay")
-    parser.add_argument("--train-limit", type=int, default=None)
-    parser.add_argument("--test-limit", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dt", type=float, default=0.05, help="export time step")
     parser.add_argument("--timesteps", type=int, default=60, help="export steps (T*dt = end)")
-    parser.add_argument("--w-bits", type=int, default=8)
-    parser.add_argument("--out", required=True, help="output directory (metrics, bundle)")
     args = parser.parse_args(argv)
-    data = load_dataset(args.dataset, args.data).limited(args.train_limit, args.test_limit)
+    data = study_data(args)
     config = STDBPConfig(
         hidden=tuple(int(h) for h in args.hidden.split("-")),
         theta=args.theta,

@@ -33,8 +33,8 @@ from spikeforge.algo.methods.stdp import (
 )
 from spikeforge.algo.training.report import pyplot, save_figure
 from spikeforge.sim.bundle import save_bundle
-from spikeforge.sim.datasets import DATASETS, load_dataset
 from spikeforge.sim.golden import accuracy, run
+from spikeforge.studies.study_options import add_study_options, study_data
 
 
 def summarise(paths: list[str], plot: str | None = None) -> list[dict[str, Any]]:
@@ -77,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m spikeforge.studies.stdp", description="STDP layer + readout"
     )
-    parser.add_argument("--dataset", choices=DATASETS, default="digits")
-    parser.add_argument("--data", default=None)
+    add_study_options(parser, out_required=False)
     parser.add_argument("--rule", choices=RULES, default="log")
     parser.add_argument("--eta", type=float, default=0.01)
     parser.add_argument("--c-plus", type=float, default=1.0)
@@ -89,11 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--neurons", type=int, default=200)
     parser.add_argument("--timesteps", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--w-bits", type=int, default=8)
-    parser.add_argument("--train-limit", type=int, default=None)
-    parser.add_argument("--test-limit", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="output directory (metrics, bundle, test input)")
     parser.add_argument("--summarise", nargs="+", metavar="METRICS_JSON", help="table of runs")
     parser.add_argument("--plot", help="with --summarise: bar plot of gaps and test errors")
     args = parser.parse_args(argv)
@@ -119,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     config = LayerConfig(
         neurons=args.neurons, timesteps=args.timesteps, epochs=args.epochs, seed=args.seed
     )
-    data = load_dataset(args.dataset, args.data).limited(args.train_limit, args.test_limit)
+    data = study_data(args)
     max_code = 16 if data.name == "digits" else 2**data.bits - 1
     rng = np.random.default_rng(args.seed + 100)
     x_train = poisson_trains(data.x_train, max_code, config.timesteps, config.max_rate, rng)

@@ -18,9 +18,12 @@ from spikeforge.algo.methods.bntt import (
 )
 from spikeforge.algo.snn import bittrue
 from spikeforge.algo.training.export import to_bundle
-from spikeforge.algo.training.pipeline import TrainConfig, Trainer, fixed_inputs, train
+from spikeforge.algo.training.pipeline import fixed_inputs
 from spikeforge.sim import golden
 from spikeforge.sim.datasets import load_digits
+
+from tests.algo.method_runs import short_method_run
+from tests.sim.same_spikes import compare_spikes
 
 EPS = 1e-4
 
@@ -158,12 +161,7 @@ def test_folded_bundle_equals_golden_bit_for_bit():
     assert isinstance(bundle.layers[0].threshold, np.ndarray)  # per-neuron thresholds
     assert bundle.layers[0].bias is not None
     gold = golden.run(bundle, x.numpy().astype(np.uint8))
-    compared = 0
-    for name, spikes in gold.spikes.items():
-        assert np.array_equal(ours.spikes[name], spikes), name
-        compared += spikes.size
-    assert np.array_equal(ours.v_out, gold.v_out)
-    assert compared == 40 * 6 * (12 + 8 + 3)
+    assert compare_spikes(ours, gold) == 40 * 6 * (12 + 8 + 3)
     assert sum(int(s.sum()) for s in list(gold.spikes.values())[:-1]) > 0
 
 
@@ -180,17 +178,7 @@ def test_conv_bntt_runs_and_folds():
 def test_bntt_method_end_to_end_on_a_slice_of_digits():
     assert "bntt" in METHODS
     data = load_digits().limited(200, 60)
-    config = TrainConfig(
-        method="bntt",
-        arch="32",
-        timesteps=3,
-        encoding="poisson",
-        snn_epochs=1,
-        bittrue_epochs=0,
-        balance_samples=32,
-        batch_size=50,
-    )
-    result = train(config, data, Trainer(progress=False, log=lambda _m: None))
+    result = short_method_run("bntt", data, arch="32", timesteps=3, batch_size=50)
     assert isinstance(result.net, FoldedSNN)
     fold = [h for h in result.history if h["phase"] == "fold"]
     assert len(fold) == 1

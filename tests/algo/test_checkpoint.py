@@ -3,7 +3,6 @@ bytes as one never stopped; the same seed twice gives the same bytes."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import signal
@@ -14,41 +13,15 @@ from spikeforge.algo.training import checkpoint
 
 from spikeforge.cli import train as train_cli
 from spikeforge.cli.errors import UsageError
+from tests.train_options import parse_train_args, short_run_argv
 
-SMALL = [
-    "--limit-train",
-    "240",
-    "--limit-test",
-    "120",
-    "--arch",
-    "24",
-    "--batch-size",
-    "32",
-    "--ann-epochs",
-    "3",
-    "--ann-lr",
-    "1e-2",
-    "--snn-epochs",
-    "3",
-    "--bittrue-epochs",
-    "2",
-    "--no-progress",
-    "--no-plots",
-    "--threads",
-    "1",
-]
+SMALL = short_run_argv(limit_train=240, arch=24, batch_size=32, snn_epochs=3, bittrue_epochs=2)
 #: Checkpoint writes of a SMALL hybrid run: one per epoch (3 ANN, 3 SNN, 2 bit-true).
 WRITES = 8
 
 
 class Killed(BaseException):
     """Stands in for the process dying (nothing after it runs, no checkpoint is written)."""
-
-
-def _args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    train_cli.add_arguments(parser)
-    return parser.parse_args(list(argv))
 
 
 def _digests(out) -> dict[str, str]:
@@ -59,7 +32,7 @@ def _digests(out) -> dict[str, str]:
 
 
 def _run(out, *extra: str) -> int:
-    return train_cli.main(_args("--out", str(out), *SMALL, *extra))
+    return train_cli.main(parse_train_args("--out", str(out), *SMALL, *extra))
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +141,9 @@ def test_resume_refuses_other_runs_and_methods(tmp_path, reference):
     done = reference
     with pytest.raises(UsageError, match=r"different run.*snn_epochs"):
         train_cli.main(
-            _args("--out", str(tmp_path / "x"), *SMALL, "--snn-epochs", "4", "--resume", str(done))
+            parse_train_args(
+                "--out", str(tmp_path / "x"), *SMALL, "--snn-epochs", "4", "--resume", str(done)
+            )
         )
     with pytest.raises(UsageError, match=r"different run.*loader"):
         _run(tmp_path / "v", "--loader", "stream", "--resume", str(done))

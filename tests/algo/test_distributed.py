@@ -14,6 +14,8 @@ from spikeforge.algo.training.distributed import Processes, Shards, torchrun_env
 from spikeforge.sim import golden
 from spikeforge.sim.bundle import load_bundle
 
+from tests.train_options import short_run_argv
+
 
 def test_torchrun_two_processes_digits(tmp_path):
     """``torchrun --nproc_per_node 2``: one bundle, written by rank 0 alone, bit-true ==
@@ -31,24 +33,7 @@ def test_torchrun_two_processes_digits(tmp_path):
         "train",
         "--out",
         str(out),
-        "--limit-train",
-        "300",
-        "--limit-test",
-        "120",
-        "--arch",
-        "32",
-        "--ann-epochs",
-        "3",
-        "--ann-lr",
-        "1e-2",
-        "--snn-epochs",
-        "2",
-        "--bittrue-epochs",
-        "1",
-        "--no-progress",
-        "--no-plots",
-        "--threads",
-        "1",
+        *short_run_argv(limit_train=300, arch=32, snn_epochs=2, bittrue_epochs=1),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)

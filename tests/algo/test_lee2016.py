@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 from spikeforge.algo.methods import lee2016
-from spikeforge.sim.datasets import load_dataset
 
-from tests.algo.study_runs import golden_accuracy_is_recorded
+from tests.algo.study_runs import study_run_on_digits
 
 
 def _net(w1, th1, kappa=0.0, **cfg):
@@ -232,10 +231,7 @@ def test_study_command_writes_the_bundle_it_measured(tmp_path):
     from spikeforge.studies import lee2016 as study
 
     out = tmp_path / "run"
-    argv = ["--hidden", "8", "--epochs", "1", "--train-limit", "30", "--test-limit", "20"]
-    assert study.main([*argv, "--test-ms", "40", "--out", str(out)]) == 0
-    x = np.load(out / "test_input.npy")
-    labels = load_dataset("digits").limited(30, 20).y_test
-    metrics, bundle = golden_accuracy_is_recorded(out, x, labels)
+    argv = ["--hidden", "8", "--epochs", "1", "--test-ms", "40"]
+    metrics, bundle, x = study_run_on_digits(study.main, argv, out, 30, 20)
     assert x.shape == (20, 40, 64) and bundle.timesteps == 40
     assert len(metrics["history"]) == 1

@@ -33,12 +33,15 @@ from spikeforge.algo.methods.lee2020_energy import (
 from spikeforge.algo.snn import bittrue
 from spikeforge.algo.snn.surrogate import LeakCorrectedSTE
 from spikeforge.algo.training.export import to_bundle
-from spikeforge.algo.training.pipeline import TrainConfig, Trainer, fixed_inputs, train
+from spikeforge.algo.training.pipeline import TrainConfig, fixed_inputs, train
 from spikeforge.sim import golden
 from spikeforge.sim.bundle import Bundle, InputSpec, Layer
 from spikeforge.sim.datasets import load_digits
 from spikeforge.sim.semantics import Leak
 from torch import nn
+
+from tests.algo.method_runs import short_method_run
+from tests.sim.same_spikes import compare_spikes
 
 
 def _train(steps: int, at: list[int]) -> torch.Tensor:
@@ -235,12 +238,7 @@ def test_export_bit_exact_with_pooling_neurons_and_refusals():
     bundle = to_bundle(snn)
     assert [layer.reset for layer in bundle.layers[:-1]] == ["zero", "zero", "zero"]
     gold = golden.run(bundle, x.numpy().astype(np.uint8))
-    compared = 0
-    for name, spikes in gold.spikes.items():
-        assert np.array_equal(ours.spikes[name], spikes), name
-        compared += spikes.size
-    assert np.array_equal(ours.v_out, gold.v_out)
-    assert compared == 30 * 10 * (4 * 8 * 8 + 4 * 4 * 4 + 12 + 3)
+    assert compare_spikes(ours, gold) == 30 * 10 * (4 * 8 * 8 + 4 * 4 * 4 + 12 + 3)
 
 
 @pytest.mark.parametrize("arch", ["c4k3-r4-10", "c4k3-r6s2-10"])
@@ -271,12 +269,7 @@ def test_export_residual_blocks_with_relay_neurons(arch):
     with torch.no_grad():
         ours = bittrue.to_result(snn.run_bittrue(x))
     gold = golden.run(to_bundle(snn), x.numpy().astype(np.uint8))
-    compared = 0
-    for name, spikes in gold.spikes.items():
-        assert np.array_equal(ours.spikes[name], spikes), name
-        compared += spikes.size
-    assert np.array_equal(ours.v_out, gold.v_out)
-    assert compared == sum(v.size for v in gold.spikes.values()) > 25 * 8 * 4 * 64
+    assert compare_spikes(ours, gold) == sum(v.size for v in gold.spikes.values()) > 25 * 8 * 4 * 64
     # bit-true fine-tuning stays stable: the surrogate gradient through the relays' resets
     # does not grow with their weight over the steps
     snn.train()
@@ -322,18 +315,14 @@ def test_op_report_matches_golden_synaptic_ops():
 def test_lee2020_method_end_to_end_on_a_slice_of_digits():
     assert "lee2020" in METHODS
     data = load_digits().limited(160, 40)
-    config = TrainConfig(
-        method="lee2020",
+    result = short_method_run(
+        "lee2020",
+        data,
         arch="24",
         timesteps=6,
-        encoding="poisson",
-        snn_epochs=1,
-        bittrue_epochs=0,
-        balance_samples=32,
         batch_size=32,
         method_options={"gradient": "bptt", "leak": "text"},
     )
-    result = train(config, data, Trainer(progress=False, log=lambda _m: None))
     deploy = [h for h in result.history if h["phase"] == "deploy"]
     assert len(deploy) == 1 and 0.0 <= deploy[0]["test_acc"] <= 1.0
     assert result.net.layers[0].neuron.reset == "zero"

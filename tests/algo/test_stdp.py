@@ -9,7 +9,7 @@ import pytest
 from spikeforge.algo.methods import stdp
 from spikeforge.sim.datasets import load_dataset
 
-from tests.algo.study_runs import golden_accuracy_is_recorded
+from tests.algo.study_runs import study_run_on_digits
 
 E1 = math.exp(-1)
 
@@ -128,11 +128,8 @@ def test_study_command_and_summary(tmp_path, capsys):
     from spikeforge.studies import stdp as study
 
     out = tmp_path / "run"
-    argv = ["--neurons", "12", "--timesteps", "20", "--train-limit", "40", "--test-limit", "20"]
-    assert study.main([*argv, "--epochs", "1", "--out", str(out)]) == 0
-    x = np.load(out / "test_input.npy")
-    labels = load_dataset("digits").limited(40, 20).y_test
-    metrics, _ = golden_accuracy_is_recorded(out, x, labels)
+    argv = ["--neurons", "12", "--timesteps", "20", "--epochs", "1"]
+    metrics, _, x = study_run_on_digits(study.main, argv, out, 40, 20)
     assert x.shape == (20, 20, 64) and metrics["method"] == "stdp"
     capsys.readouterr()
     assert study.main(["--summarise", str(out / "metrics.json")]) == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
@@ -13,31 +12,18 @@ from spikeforge.sim.bundle import load_bundle
 
 from spikeforge.cli import train as train_cli
 from spikeforge.cli.errors import UsageError
+from tests.train_options import parse_train_args, train_argv
 
-QUICK = [
-    "--ann-epochs",
-    "8",
-    "--ann-lr",
-    "1e-2",
-    "--snn-epochs",
-    "2",
-    "--bittrue-epochs",
-    "1",
-    "--no-progress",
-    "--threads",
-    "1",
-]
-
-
-def _args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    train_cli.add_arguments(parser)
-    return parser.parse_args(list(argv))
+QUICK = train_argv(
+    ann_epochs=8, ann_lr="1e-2", snn_epochs=2, bittrue_epochs=1, no_progress=True, threads=1
+)
 
 
 def test_digits_run_writes_bundle_metrics_and_plots(tmp_path, capsys):
     out = tmp_path / "digits"
-    rc = train_cli.main(_args("--out", str(out), "--limit-train", "400", "--arch", "48", *QUICK))
+    rc = train_cli.main(
+        parse_train_args("--out", str(out), "--limit-train", "400", "--arch", "48", *QUICK)
+    )
     assert rc == 0
     bundle = load_bundle(out)
     assert bundle.timesteps == 5 and bundle.layers[0].w_bits == 6
@@ -72,7 +58,7 @@ def test_fashion_mnist_conv_run_on_generated_idx_files(tmp_path):
     out = tmp_path / "b"
     argv = ["--dataset", "fashion-mnist", "--data", str(data), "--out", str(out)]
     argv += ["--arch", "c4k3s2-c4k3s2-16", "--timesteps", "3", "--encoding", "poisson", *QUICK]
-    assert train_cli.main(_args(*argv, "--no-plots")) == 0
+    assert train_cli.main(parse_train_args(*argv, "--no-plots")) == 0
     bundle = load_bundle(out)
     assert [layer.kind for layer in bundle.layers] == ["conv2d", "conv2d", "linear", "linear"]
     assert bundle.input.encoding == "spikes" and bundle.layers[0].stride == (2, 2)
@@ -93,7 +79,7 @@ def test_fashion_mnist_conv_run_on_generated_idx_files(tmp_path):
 )
 def test_bad_input_is_a_one_line_usage_error(tmp_path, argv, message):
     with pytest.raises(UsageError, match=message) as info:
-        train_cli.main(_args("--out", str(tmp_path / "x"), *argv))
+        train_cli.main(parse_train_args("--out", str(tmp_path / "x"), *argv))
     assert "\n" not in str(info.value)
 
 
@@ -113,7 +99,7 @@ def test_help_does_not_import_torch():
 @pytest.mark.slow
 def test_default_digits_training_reaches_97_percent_in_five_minutes(tmp_path):
     start = time.perf_counter()
-    assert train_cli.main(_args("--out", str(tmp_path / "digits"), "--no-progress")) == 0
+    assert train_cli.main(parse_train_args("--out", str(tmp_path / "digits"), "--no-progress")) == 0
     elapsed = time.perf_counter() - start
     metrics = json.loads((tmp_path / "digits" / "metrics.json").read_text())
     assert metrics["accuracy"]["golden"] >= 0.97

@@ -18,6 +18,7 @@ from spikeforge.sim.files import OutputPathError
 from spikeforge.sim.semantics import Leak
 
 from tests.sim.builders import conv, linear
+from tests.sim.os_faults import InjectedFailure, fail_os_call
 
 
 def reference_bundle() -> Bundle:
@@ -289,6 +290,16 @@ def rename_key(index, old, new):
     return layer_edit(index, lambda layer: layer.__setitem__(new, layer.pop(old)))
 
 
+LAYER_NAMES = ("conv1", "fc1", "out")  # reference_bundle's layers
+
+
+def misspelt(index, key, typo):
+    """Layer ``index``'s ``key`` renamed ``typo``, and the message naming both."""
+    name = LAYER_NAMES[index]
+    message = rf"^layers\[{index}\] \({name}\)\.{typo}: unknown key; did you mean '{key}'\?"
+    return rename_key(index, key, typo), message
+
+
 def drop(index, key):
     return layer_edit(index, lambda layer: layer.pop(key))
 
@@ -334,26 +345,11 @@ STRICT = {
         top(lambda m: m["input"].update(scale="0.1")),
         r"^input\.scale: must be a finite number",
     ),
-    "input_shfit": (
-        rename_key(1, "input_shift", "input_shfit"),
-        r"^layers\[1\] \(fc1\)\.input_shfit: unknown key; did you mean 'input_shift'\?",
-    ),
-    "bais": (
-        rename_key(1, "bias", "bais"),
-        r"^layers\[1\] \(fc1\)\.bais: unknown key; did you mean 'bias'\?",
-    ),
-    "leek": (
-        rename_key(1, "leak", "leek"),
-        r"^layers\[1\] \(fc1\)\.leek: unknown key; did you mean 'leak'\?",
-    ),
-    "strides on a conv layer": (
-        rename_key(0, "stride", "strides"),
-        r"^layers\[0\] \(conv1\)\.strides: unknown key; did you mean 'stride'\?",
-    ),
-    "threshhold": (
-        rename_key(2, "threshold", "threshhold"),
-        r"^layers\[2\] \(out\)\.threshhold: unknown key; did you mean 'threshold'\?",
-    ),
+    "input_shfit": misspelt(1, "input_shift", "input_shfit"),
+    "bais": misspelt(1, "bias", "bais"),
+    "leek": misspelt(1, "leak", "leek"),
+    "strides on a conv layer": misspelt(0, "stride", "strides"),
+    "threshhold": misspelt(2, "threshold", "threshhold"),
     "unrelated layer key": (
         layer_edit(1, lambda layer: layer.update(dropout=0.5)),
         r"^layers\[1\] \(fc1\)\.dropout: unknown key; expected only",
@@ -651,24 +647,10 @@ def test_save_respects_the_umask(tmp_path):
 # --- crash safety: a failure at any step leaves the old or the new bundle ---------------------
 
 
-class Crash(OSError):
-    """An injected failure of one write, fsync or rename."""
-
-
 def inject(monkeypatch, fail_at: int | None, hard: bool) -> list[str]:
-    """Count os.write/os.fsync/os.replace calls and fail call ``fail_at``. ``hard``: the process
-    "dies" there, i.e. no cleanup runs (temporaries and pending manifests stay)."""
-    calls: list[str] = []
-    for name in ("write", "fsync", "replace"):
-        real = getattr(os, name)
-
-        def wrapper(*args, _real=real, _name=name):
-            calls.append(_name)
-            if len(calls) - 1 == fail_at:
-                raise Crash(f"injected failure in os.{_name}")
-            return _real(*args)
-
-        monkeypatch.setattr(os, name, wrapper)
+    """``fail_os_call``; ``hard``: the process "dies" at the failure, i.e. no cleanup runs
+    (temporaries and pending manifests stay)."""
+    calls = fail_os_call(monkeypatch, fail_at)
     if hard:
         monkeypatch.setattr(files, "discard", lambda path: None)
         monkeypatch.setattr(bundle_io, "discard", lambda path: None)
@@ -722,7 +704,7 @@ def test_a_failure_at_every_step_leaves_old_or_new(tmp_path, monkeypatch, hard, 
         (tmp_path / f"k{k}-sibling.txt").write_text("x")
         with monkeypatch.context() as m:
             inject(m, k, hard)
-            with pytest.raises(Crash):
+            with pytest.raises(InjectedFailure):
                 save_bundle(new, path)
         now = state(path)
         if now is None or same(now, old):
@@ -754,12 +736,12 @@ def test_a_crash_during_recovery_of_a_crash_leaves_a_loadable_bundle(tmp_path, m
             save_bundle(old, path)
             with monkeypatch.context() as m:
                 inject(m, k, hard=True)
-                with pytest.raises(Crash):
+                with pytest.raises(InjectedFailure):
                     save_bundle(new, path)
             before = state(path)
             with monkeypatch.context() as m:
                 calls = inject(m, j, hard=True)
-                with contextlib.suppress(Crash):
+                with contextlib.suppress(InjectedFailure):
                     save_bundle(third, path)
             after = state(path)
             assert after is not None

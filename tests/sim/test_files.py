@@ -18,6 +18,9 @@ from spikeforge.sim.files import (
     check_output_file,
 )
 
+from tests.sim.inside_input import WEIGHTS, refuses_paths_inside_a_bundle
+from tests.sim.os_faults import InjectedFailure, fail_os_call
+
 
 @pytest.fixture
 def umask_022():
@@ -99,12 +102,9 @@ def test_check_output_file_parent(tmp_path):
 
 
 def test_check_output_file_refuses_a_path_inside_an_input(tmp_path):
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    (bundle / "weights.npz").write_bytes(b"w")
-    for path in (bundle / "weights.npz", bundle / "result.npz", bundle / "sub" / "r.npz"):
-        with pytest.raises(OutputPathError, match="inside the input"):
-            check_output_file(path, inside_forbidden=[bundle], parents=True)
+    bundle = refuses_paths_inside_a_bundle(
+        tmp_path, lambda path, b: check_output_file(path, inside_forbidden=[b], parents=True)
+    )
     x = tmp_path / "x.npy"
     x.write_bytes(b"x")
     with pytest.raises(OutputPathError, match="is an input"):
@@ -114,7 +114,7 @@ def test_check_output_file_refuses_a_path_inside_an_input(tmp_path):
     with pytest.raises(OutputPathError, match="inside the input"):
         check_output_file(alias / "r.npz", inside_forbidden=[bundle])
     assert check_output_file(tmp_path / "bundle.npz", inside_forbidden=[bundle, x])
-    assert (bundle / "weights.npz").read_bytes() == b"w"
+    assert (bundle / "weights.npz").read_bytes() == WEIGHTS
 
 
 # --- check_output_dir -------------------------------------------------------------------------
@@ -220,26 +220,6 @@ def test_atomic_writer_exception_leaves_the_old_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["r.npz"]
 
 
-class Injected(OSError):
-    pass
-
-
-def counting(monkeypatch, fail_at: int | None) -> list[str]:
-    """Wrap os.write, os.fsync and os.replace; raise at call number ``fail_at``."""
-    calls: list[str] = []
-    for name in ("write", "fsync", "replace"):
-        real = getattr(os, name)
-
-        def wrapper(*args, _real=real, _name=name):
-            calls.append(_name)
-            if len(calls) - 1 == fail_at:
-                raise Injected(f"injected failure in os.{_name}")
-            return _real(*args)
-
-        monkeypatch.setattr(os, name, wrapper)
-    return calls
-
-
 @pytest.mark.parametrize("how", ["bytes", "stream"])
 def test_a_failure_at_every_step_leaves_the_old_file(tmp_path, monkeypatch, how):
     path = tmp_path / "r.bin"
@@ -254,15 +234,15 @@ def test_a_failure_at_every_step_leaves_the_old_file(tmp_path, monkeypatch, how)
 
     path.write_bytes(b"old")
     with monkeypatch.context() as m:
-        steps = counting(m, None)
+        steps = fail_os_call(m, None)
         write()
     assert path.read_bytes() == new
     assert {"write", "fsync", "replace"} <= set(steps)
     for k in range(len(steps)):
         path.write_bytes(b"old")
         with monkeypatch.context() as m:
-            counting(m, k)
-            with pytest.raises(Injected):
+            fail_os_call(m, k)
+            with pytest.raises(InjectedFailure):
                 write()
         after = path.read_bytes()
         if steps[k] == "fsync" and k == len(steps) - 1:

@@ -11,6 +11,8 @@ import pytest
 from spikeforge.sim.files import OutputPathError
 from spikeforge.sim.results import ArrayFileError, load_array, write_npz_atomic
 
+from tests.sim.inside_input import WEIGHTS, refuses_paths_inside_a_bundle
+
 ARRAYS = {
     "pred": np.array([1, 0, 2]),
     "v_out": np.arange(9, dtype=np.int32).reshape(3, 3),
@@ -77,13 +79,10 @@ def test_refuses_devices_fifos_links_and_directories(tmp_path):
 
 
 def test_refuses_a_path_inside_the_input_bundle(tmp_path):
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    (bundle / "weights.npz").write_bytes(b"weights")
-    for path in (bundle / "weights.npz", bundle / "result.npz", bundle / "new" / "r.npz"):
-        with pytest.raises(OutputPathError, match="inside the input"):
-            write_npz_atomic(path, ARRAYS, inside_forbidden=[bundle])
-    assert (bundle / "weights.npz").read_bytes() == b"weights"
+    bundle = refuses_paths_inside_a_bundle(
+        tmp_path, lambda path, b: write_npz_atomic(path, ARRAYS, inside_forbidden=[b])
+    )
+    assert (bundle / "weights.npz").read_bytes() == WEIGHTS
     assert sorted(p.name for p in bundle.iterdir()) == ["weights.npz"]
     assert_arrays(write_npz_atomic(tmp_path / "result.npz", ARRAYS, inside_forbidden=[bundle]))
 
