@@ -10,7 +10,6 @@ import itertools
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from spikeforge.rtl.cores.conv_core import ConvCore, ConvCoreConfig, ConvCoreParams, axis_table
 from spikeforge.rtl.cores.conv_core_model import ConvCoreModel
 from spikeforge.rtl.cores.core import TICK_LATENCY, Op, Reg, Region
@@ -19,25 +18,11 @@ from spikeforge.sim.golden import synaptic_input
 from spikeforge.sim.semantics import Leak, signed_range
 from spikeforge.sim.testbenches.conv_core_bench import ConvDriver
 from spikeforge.sim.testbenches.conv_core_cases import HDL_PARAMS, contract_case, random_case
-from spikeforge.sim.testbenches.core_bench import AmaranthPins
+from spikeforge.sim.testbenches.core_bench import simulate_cases
 
 
 def _drive(params: ConvCoreParams, cases: list[dict], init: ConvCoreConfig | None = None) -> dict:
-    dut = ConvCore(params, init)
-    counts: dict = {}
-
-    async def bench(ctx):
-        driver = ConvDriver(AmaranthPins(ctx, dut), params)
-        driver.reset_inputs()
-        for k, case in enumerate(cases):
-            await driver.run_case(case, f"case {k}")
-        counts.update(driver.counts)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return counts
+    return dict(simulate_cases(ConvCore(params, init), params, cases, driver=ConvDriver))
 
 
 # -- geometry and the accumulator bank mapping ------------------------------------------------

@@ -32,7 +32,7 @@ from spikeforge.sim.semantics import (
     neuron_step,
     signed_range,
 )
-from spikeforge.sim.testbenches.core_bench import AmaranthPins, CoreDriver
+from spikeforge.sim.testbenches.core_bench import simulate_cases
 from spikeforge.sim.testbenches.core_cases import contract_case, random_case
 
 
@@ -147,18 +147,7 @@ def test_emitter_orders_spikes_and_charges_extra_spikes(lanes):
 
 
 def _drive(params: CoreParams, cases: list[dict], init: CoreConfig | None = None) -> dict:
-    dut = Core(params, init)
-    counts: dict = {}
-
-    async def bench(ctx):
-        driver = CoreDriver(AmaranthPins(ctx, dut), params)
-        driver.reset_inputs()
-        for k, case in enumerate(cases):
-            await driver.run_case(case, f"case {k}")
-        counts.update(driver.counts)
-
-    _run(dut, bench)
-    return counts
+    return dict(simulate_cases(Core(params, init), params, cases))
 
 
 @pytest.mark.parametrize("lanes", [1, 2, 4, 8, 16])

@@ -35,15 +35,18 @@ from spikeforge.sim import golden
 from spikeforge.sim.bundle import Bundle, load_bundle, save_bundle
 from spikeforge.sim.semantics import Leak, signed_range
 
-from spikeforge.rtl_flow import counter_mismatches, first_mismatch, run_chips
+from spikeforge.rtl_flow import run_chips
+from tests.rtl.chip_golden import check_chips
 from tests.sim.builders import (
     CORE_V_BITS,
     CORE_W_BITS,
     bundle,
-    conv2d,
     degenerate_bundles,
     linear,
     random_input,
+)
+from tests.sim.builders import (
+    conv as conv_layer,
 )
 
 SAMPLES = 3
@@ -91,7 +94,7 @@ def lin_one_spike_chain(rng) -> Bundle:
 
 def conv_issue(rng) -> Bundle:
     """One output channel, 1x1 kernel, stride 2, padding 1, direct codes (the PIM feed)."""
-    conv = conv2d(
+    conv = conv_layer(
         "c",
         _w(rng, (1, 1, 1, 1), 4),
         (1, 4, 4),
@@ -105,14 +108,14 @@ def conv_issue(rng) -> Bundle:
 
 def conv_single_pixel(rng) -> Bundle:
     """A 1x1x1 input through a 1x1 kernel: one axon, one neuron; spikes, T = 1."""
-    conv = conv2d("c", [[[[1]]]], (1, 1, 1), threshold=1)
+    conv = conv_layer("c", [[[[1]]]], (1, 1, 1), threshold=1)
     return bundle([conv, _out(rng, 1)], encoding="spikes")
 
 
 def conv_stride_over_kernel(rng) -> Bundle:
     """Stride 3 over a 1x1 kernel (inputs that reach no output), into a second such conv with
     an input_shift far beyond its sums."""
-    c1 = conv2d(
+    c1 = conv_layer(
         "c1",
         _w(rng, (2, 1, 1, 1), 3),
         (1, 5, 5),
@@ -121,7 +124,7 @@ def conv_stride_over_kernel(rng) -> Bundle:
         threshold=2,
         leak=Leak("shift", k=1),
     )
-    c2 = conv2d(
+    c2 = conv_layer(
         "c2",
         _w(rng, (1, 2, 1, 1), 3),
         c1.out_shape,
@@ -137,7 +140,7 @@ def conv_stride_over_kernel(rng) -> Bundle:
 def conv_max_padding(rng) -> Bundle:
     """Padding equal to the kernel: border outputs see only zeros; three channels on four
     lanes; spikes, three steps."""
-    conv = conv2d(
+    conv = conv_layer(
         "c",
         _w(rng, (3, 1, 2, 2), 4),
         (1, 3, 3),
@@ -152,13 +155,15 @@ def conv_max_padding(rng) -> Bundle:
 
 def conv_kernel_fills_input(rng) -> Bundle:
     """A 4x4 kernel over a padded 2x2 input: one output position, two input channels."""
-    conv = conv2d("c", _w(rng, (1, 2, 4, 4), 4), (2, 2, 2), padding=(1, 1), w_bits=4, threshold=5)
+    conv = conv_layer(
+        "c", _w(rng, (1, 2, 4, 4), 4), (2, 2, 2), padding=(1, 1), w_bits=4, threshold=5
+    )
     return bundle([conv, _out(rng, 1)], bits=2, timesteps=2)
 
 
 def conv_rectangular(rng) -> Bundle:
     """A 1x3 kernel, stride (3, 1), padding (0, 1); spikes."""
-    conv = conv2d(
+    conv = conv_layer(
         "c",
         _w(rng, (1, 2, 1, 3), 4),
         (2, 3, 4),
@@ -172,7 +177,7 @@ def conv_rectangular(rng) -> Bundle:
 
 def conv_output_layer(rng) -> Bundle:
     """The conv layer is the accumulating output layer itself; 8-bit codes, T = 1."""
-    conv = conv2d(
+    conv = conv_layer(
         "c",
         _w(rng, (1, 1, 1, 1), 4),
         (1, 3, 3),
@@ -229,7 +234,7 @@ def split_neurons(rng) -> Bundle:
 
 def split_channels(rng) -> Bundle:
     """Three output channels split across cores by the mapper; spikes."""
-    conv = conv2d("c", _w(rng, (3, 1, 1, 1), 4), (1, 2, 2), w_bits=4, threshold=1)
+    conv = conv_layer("c", _w(rng, (3, 1, 1, 1), 4), (1, 2, 2), w_bits=4, threshold=1)
     return bundle([conv, _out(rng, conv.n_out)], encoding="spikes", timesteps=2)
 
 
@@ -279,22 +284,6 @@ def _case(k: int, base: Path) -> tuple[Bundle, np.ndarray, ChipPlan]:
     plan = plan_chip(b, case.options)
     assert plan.feed == case.feed
     return b, x, plan
-
-
-def _compare(runs, results) -> tuple[int, int]:
-    """Every chip equals golden (spikes, v_out, pred, counters); (values compared, spikes)."""
-    compared = spikes = 0
-    for (b, x, plan), rtl in zip(runs, results, strict=True):
-        want = golden.run(b, x, first_layer_sums=plan.first_layer_sums(x))
-        assert first_mismatch(b, rtl.arrays, want.result_arrays()) is None
-        assert counter_mismatches(rtl, want) == []
-        for key, value in want.result_arrays().items():
-            assert np.array_equal(rtl.arrays[key], value), key
-            compared += value.size
-        spikes += sum(int(s.sum()) for s in want.spikes.values())
-        assert rtl.report["ticks"] == x.shape[0] * b.timesteps * len(b.layers)
-        assert rtl.report["clears"] == x.shape[0] * len(b.layers)
-    return compared, spikes
 
 
 # -- golden and generators --------------------------------------------------------------------
@@ -371,7 +360,7 @@ def _simulate(ks, simulator: str, tmp_path: Path) -> tuple[int, int]:
     """One top with a chip per case in ``ks``; every value equals golden, every one counted."""
     runs = [_case(k, tmp_path) for k in ks]
     results = run_chips([(p, x) for _, x, p in runs], sim=simulator, build_dir=tmp_path)
-    compared, spikes = _compare(runs, results)
+    compared, spikes = check_chips(runs, results)[:2]
     expected = sum(
         x.shape[0] * (b.layers[-1].n_out + 1 + b.timesteps * sum(layer.n_out for layer in b.layers))
         for b, x, _ in runs
@@ -454,8 +443,10 @@ def test_widths_the_core_cannot_hold_are_refused(kind, field, value, tmp_path):
             layer = linear("bad", _w(rng, (2, 2), kw["w_bits"]), threshold=1, **kw)
             first = linear("h", _w(rng, (2, 2), 4), threshold=1, w_bits=4)
         else:
-            layer = conv2d("bad", _w(rng, (1, 1, 1, 1), kw["w_bits"]), (1, 2, 2), threshold=1, **kw)
-            first = conv2d("h", _w(rng, (1, 1, 1, 1), 4), (1, 2, 2), threshold=1, w_bits=4)
+            layer = conv_layer(
+                "bad", _w(rng, (1, 1, 1, 1), kw["w_bits"]), (1, 2, 2), threshold=1, **kw
+            )
+            first = conv_layer("h", _w(rng, (1, 1, 1, 1), 4), (1, 2, 2), threshold=1, w_bits=4)
         layers = [layer, _out(rng, layer.n_out)] if position == 0 else [first, layer]
         if position == 1:
             layers.append(_out(rng, layer.n_out))
@@ -477,7 +468,9 @@ def test_sums_too_wide_for_a_load_are_refused(tmp_path):
 
 def test_a_core_too_small_for_one_channel_is_refused():
     rng = np.random.default_rng(5)
-    conv = conv2d("c", _w(rng, (1, 1, 1, 1), 4), (1, 4, 4), stride=(2, 2), padding=(1, 1), w_bits=4)
+    conv = conv_layer(
+        "c", _w(rng, (1, 1, 1, 1), 4), (1, 4, 4), stride=(2, 2), padding=(1, 1), w_bits=4
+    )
     b = bundle([conv, _out(rng, conv.n_out)], encoding="spikes")
     assert _refused(b, ChipOptions(core=CoreSize(64, 1))).startswith("layer c:")
 
@@ -539,5 +532,5 @@ def test_degenerate_sweep_matches_golden(simulator, bundles, lanes, feed):
         assert runs
         results = run_chips([(p, x) for _, x, p in runs], sim=simulator, build_dir=base)
         assert not BAD_RANGE.search((base / "sf_chip.v").read_text())
-        compared, _ = _compare(runs, results)
+        compared, _ = check_chips(runs, results)[:2]
         assert compared >= len(runs) * SAMPLES

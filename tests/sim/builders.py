@@ -51,8 +51,12 @@ def linear(name: str, weight, **options) -> Layer:
 
 
 def conv(name: str, weight, in_shape: tuple[int, int, int], **options) -> Layer:
-    """A conv2d layer over ``in_shape`` (options: see ``_layer``, with stride and padding)."""
-    return _layer(name, "conv2d", np.asarray(weight, dtype=np.int64), in_shape, **options)
+    """A conv2d layer over ``in_shape``, weight ``[out, in, kh, kw]`` (options: see ``_layer``,
+    with stride and padding)."""
+    for key in ("stride", "padding"):
+        if key in options:
+            options[key] = tuple(options[key])
+    return _layer(name, "conv2d", np.asarray(weight, dtype=np.int64), tuple(in_shape), **options)
 
 
 def bundle(
@@ -167,41 +171,6 @@ def random_input(b: Bundle, n: int, seed: int) -> np.ndarray:
     return np.where(extremes, rng.choice([lo, hi], size=shape), x)
 
 
-def conv2d(
-    name: str,
-    weight,
-    in_shape: tuple[int, int, int],
-    *,
-    stride: tuple[int, int] = (1, 1),
-    padding: tuple[int, int] = (0, 0),
-    fire: str = "lif",
-    threshold=1,
-    v_bits: int = 16,
-    w_bits: int = 8,
-    leak: Leak | None = None,
-    reset: str = "sub",
-    input_shift: int = 0,
-    bias=None,
-) -> Layer:
-    """A conv2d layer with ``linear``'s defaults (weight ``[out, in, kh, kw]``)."""
-    return Layer(
-        name=name,
-        kind="conv2d",
-        weight=np.asarray(weight, dtype=np.int64),
-        in_shape=tuple(in_shape),
-        w_bits=w_bits,
-        v_bits=v_bits,
-        threshold=threshold if fire == "lif" else None,
-        leak=leak or Leak("none"),
-        reset=reset if fire == "lif" else "none",
-        fire=fire,
-        input_shift=input_shift,
-        bias=bias,
-        stride=tuple(stride),
-        padding=tuple(padding),
-    )
-
-
 #: Widths the chip's cores build (``spikeforge.rtl.cores.core.CoreParams``); a bundle may use more.
 CORE_W_BITS, CORE_V_BITS = (2, 8), (8, 24)
 
@@ -249,7 +218,7 @@ def degenerate_bundles(draw, *, core_widths: bool = True, max_layers: int = 3) -
                 padding.append(pad)
                 stride.append(draw(st.integers(1, k + 2)))
             out_c = draw(st.integers(1, 2))
-            layer = conv2d(
+            layer = conv(
                 f"l{index}",
                 _extreme_weights(rng, (out_c, c, *kernel), w_bits),
                 in_shape,
