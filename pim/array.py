@@ -22,7 +22,7 @@ N_COL = 256
 N_BANK = 4
 #: Rows per bank: ACE-SNN gives none; 512 as in the 512x256 array of Kang et al. 2018 (assumed).
 N_ROWS = 512
-#: Rows activated at once (reference notes C.2 default).
+#: Rows activated at once (our default, docs/pim.md; the paper gives none).
 ROWS_ACTIVE = 64
 
 

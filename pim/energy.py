@@ -4,8 +4,8 @@ Energies in pJ, times in ns, ``P_leak`` in mW (pJ/ns). Layer dimensions follow t
 layer has ``C_in * C_out * k`` weights (``k`` the kernel volume, ``k^3`` in the paper) and
 ``positions = H_o * W_o * D_o`` output positions (1 for a linear layer).
 
-*Literal* functions are the printed equations. The *corrected* PIM variant (reference notes
-C.2) multiplies Eq. 26 by the output positions it lacks and by the number of array passes, uses
+*Literal* functions are the printed equations. The *corrected* PIM variant (docs/pim.md)
+multiplies Eq. 26 by the output positions it lacks and by the number of array passes, uses
 ``T_BLP`` for the in-memory accumulation in Eq. 27, and takes ``R`` (never defined in the
 paper) as weight-MACs per ADC conversion counted from the array mapping. The *mapped* delay
 counts row-group activations, all column ADCs converting in parallel.
@@ -158,7 +158,8 @@ def eq26_energy(d: LayerDims, r: float, c: Table4 = TABLE4) -> float:
 def pim_corrected(
     d: LayerDims, r: float, passes: int = 1, c: Table4 = TABLE4
 ) -> tuple[float, float]:
-    """Reference-notes C.2: ``(energy pJ, delay ns)`` of the PIM first layer per sample."""
+    """The corrected form (docs/pim.md): ``(energy pJ, delay ns)`` of the PIM first layer per
+    sample."""
     rows = d.weights / ((c.n_col / c.b_w) * c.n_bank)
     delay = rows * d.positions * (c.t_blp + c.t_adc / r) * passes
     energy = d.macs * (c.e_blp + c.e_adc / r) * passes + c.p_leak * delay

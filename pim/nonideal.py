@@ -1,6 +1,6 @@
 """Analog non-idealities of the PIM array: knobs (all off by default) and their seeded draws.
 
-ACE-SNN models none of these; the knobs follow the reference notes (part C.2). Static effects
+ACE-SNN models none of these; the knobs are described in docs/pim.md. Static effects
 (cell mismatch, per-ADC gain/offset spread, INL shape) are frozen per ``seed``, like one chip
 instance; read noise is drawn fresh for every conversion from a stream seeded by ``seed``, so
 the same seed and the same inputs give the same result. Each effect draws from its own

@@ -101,7 +101,7 @@ def bundle_report(
         counts.energy(passes, c),
         counts.delay(passes, c),
     )
-    rows = [literal, Row("layer 1 PIM", "corrected (notes C.2)", e_corr, t_corr), mapped]
+    rows = [literal, Row("layer 1 PIM", "corrected (docs/pim.md)", e_corr, t_corr), mapped]
     mac_bits = max(bundle.input.bits, first.w_bits)
     macs = counters[first.name].synaptic_ops / n_samples / bundle.timesteps * passes
     e_mac, t_mac = e_mac_at(mac_bits, c), t_mac_at(mac_bits, c)

@@ -54,7 +54,7 @@ def test_cnn3d_layer1_literal_values() -> None:
     assert eq27_delay(d, 1) == pytest.approx(56_383.6, abs=0.05)
     assert eq27_delay(d, 27) == pytest.approx(23_806.4, abs=0.05)
     assert eq23_delay(d) == pytest.approx(22_045.6, abs=0.05)
-    # The printed equations do not give the claimed PIM delay gain (reference notes A.11).
+    # The printed equations do not give the claimed PIM delay gain (docs/pim.md).
     assert eq27_delay(d, 27) > eq23_delay(d)
 
 
