@@ -287,13 +287,11 @@ def train_bntt(
 
     run_epochs(
         net,
-        torch.as_tensor(data.x_train),
-        torch.as_tensor(data.y_train),
+        trainer.shards(data.x_train, data.y_train, batch_size, seed),
         trainer,
         epochs=epochs,
         optimiser=optimiser,
         schedule=schedule,
-        batch_size=batch_size,
         seed=seed,
         batch_step=batch_step,
         test_accuracy=lambda: accuracy(net, data.x_test, data.y_test, seed=trainer.eval_seed),

@@ -428,13 +428,16 @@ def train_lee(
 
     run_epochs(
         net,
-        torch.as_tensor(data.x_train).reshape(len(data.x_train), *net.input_shape),
-        torch.as_tensor(data.y_train),
+        trainer.shards(
+            data.x_train.reshape(len(data.x_train), *net.input_shape),
+            data.y_train,
+            batch_size,
+            seed,
+        ),
         trainer,
         epochs=epochs,
         optimiser=optimiser,
         schedule=schedule,
-        batch_size=batch_size,
         seed=seed,
         batch_step=batch_step,
         test_accuracy=lambda: accuracy(

@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from spikeforge.algo.snn.models import SNN, build_snn
 from spikeforge.algo.snn.neurons import LIF
-from spikeforge.algo.training.checkpoint import Checkpointer, open_phase
+from spikeforge.algo.training.checkpoint import Checkpointer
 from spikeforge.algo.training.distributed import SINGLE, Processes, Shards
+from spikeforge.algo.training.epoch_loop import run_epochs
 from spikeforge.algo.training.registry import get_method
 from spikeforge.sim.datasets import Dataset
 from torch import Tensor
@@ -206,92 +207,40 @@ def fit(
     """
     if epochs <= 0:
         return
-    from tqdm import tqdm
-
     procs = trainer.processes
     net.set_mode(mode)
     params = [p for p in net.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     shards = trainer.shards(data.x_train, data.y_train, batch_size, seed)
-    batches = shards.batches
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * batches)
-    rng = np.random.default_rng(seed)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * shards.batches)
     generator = torch.Generator().manual_seed(procs.rank_seed(seed))
-    loop = open_phase(
+    model = procs.wrap(net)
+
+    def batch_step(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, float]:
+        if augment and x.dim() == 4:
+            x = augment_batch(x, generator)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        return loss, logits, float(loss.detach()) * len(y)
+
+    run_epochs(
+        net,
+        shards,
         trainer,
-        phase,
-        net=net,
+        epochs=epochs,
         optimiser=optimiser,
         schedule=schedule,
-        shuffle=rng,
+        seed=seed,
+        batch_step=batch_step,
+        test_accuracy=lambda: evaluate(net, data.x_test, data.y_test, mode, trainer.eval_seed),
+        phase=phase,
+        mode=mode,
+        eval_every=eval_every,
         generators=(generator,),
+        schedule_per_batch=True,
+        after_step=lambda: constrain(net),
+        averaged_in_backward=True,
     )
-    if loop.skipped:
-        return
-    progress = loop.restore()
-    model = procs.wrap(net)
-    n_train = len(data.y_train)
-    bar = tqdm(
-        total=epochs * batches,
-        initial=progress.epoch * batches + progress.batch,
-        desc=f"{phase:>8}",
-        disable=not trainer.progress,
-        dynamic_ncols=True,
-        leave=True,
-    )
-    with loop.training():
-        while progress.epoch < epochs:
-            net.train()
-            start = time.perf_counter() - progress.seconds
-            if progress.order is None:
-                progress.order = shards.order(rng)
-            for batch in shards.epoch(progress.epoch, progress.order, progress.batch):
-                x = batch.x
-                if augment and x.dim() == 4:
-                    x = augment_batch(x, generator)
-                logits = model(x)
-                loss = F.cross_entropy(logits, batch.y)
-                optimiser.zero_grad(set_to_none=True)
-                (loss if batch.weight == 1.0 else loss * batch.weight).backward()
-                optimiser.step()
-                schedule.step()
-                constrain(net)
-                if batch.weight:
-                    progress.total_loss += float(loss.detach()) * len(batch.y)
-                    progress.correct += int((logits.argmax(1) == batch.y).sum())
-                progress.batch += 1
-                bar.update(1)
-                progress.seconds = time.perf_counter() - start
-                loop.stop_if_requested(progress)
-            total_loss, correct = procs.sum([progress.total_loss, progress.correct])
-            record = {
-                "phase": phase,
-                "mode": mode,
-                "epoch": progress.epoch + 1,
-                "loss": total_loss / n_train,
-                "train_acc": int(correct) / n_train,
-                "seconds": time.perf_counter() - start,
-            }
-            if procs.is_main and (
-                (progress.epoch + 1) % eval_every == 0 or progress.epoch + 1 == epochs
-            ):
-                record["test_acc"] = evaluate(
-                    net, data.x_test, data.y_test, mode, trainer.eval_seed
-                )
-            trainer.history.append(record)
-            if not trainer.progress:
-                trainer.log(
-                    f"{phase} epoch {progress.epoch + 1}/{epochs}: loss {record['loss']:.4f}, "
-                    f"train {record['train_acc']:.4f}, test "
-                    f"{record.get('test_acc', math.nan):.4f} ({record['seconds']:.1f} s)"
-                )
-            bar.set_postfix(
-                loss=f"{record['loss']:.3f}", test=f"{record.get('test_acc', math.nan):.4f}"
-            )
-            progress.next_epoch()
-            loop.epoch_done(progress, epochs)
-    bar.close()
-    procs.broadcast_state(net)
 
 
 @torch.no_grad()

@@ -22,6 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from spikeforge.studies.sweep_report import markdown_table, percent, yes_no
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m spikeforge.studies.bpsr_sweep", description=__doc__)
@@ -96,23 +98,31 @@ def run_one(
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = [
-        "| setting | lambda_s | lambda_w | rewiring | float SNN | golden (integer) | firing rate "
-        "| spikes / sample | synaptic ops / sample | of which spike-driven ACs | synapses "
-        "| leak k | bit-exact |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in results["rows"]:
-        s = row["settings"]
-        lines.append(
-            f"| {row['name']} | {s['lambda_s']:g} | {s['lambda_w']:g} | "
-            f"{'yes' if s['rewire'] else 'no'} | {100 * row['float_snn']:.2f} % | "
-            f"{100 * row['golden']:.2f} % | {row['firing_rate']:.4f} | "
-            f"{row['spikes_per_sample']:,.0f} | {row['synaptic_ops_per_sample']:,.0f} | "
-            f"{row['accumulate_ops_per_sample']:,.0f} | {row['synapses']:,} / {row['weights']:,} "
-            f"| {row['shift_k']} | {'yes' if row['bit_exact'] else 'NO'} |"
+    """The results as a markdown table."""
+    columns = (
+        "setting", "lambda_s", "lambda_w", "rewiring", "float SNN", "golden (integer)",
+        "firing rate", "spikes / sample", "synaptic ops / sample", "of which spike-driven ACs",
+        "synapses", "leak k", "bit-exact",
+    )  # fmt: skip
+    rows = (
+        (
+            row["name"],
+            f"{row['settings']['lambda_s']:g}",
+            f"{row['settings']['lambda_w']:g}",
+            yes_no(row["settings"]["rewire"]),
+            percent(row["float_snn"]),
+            percent(row["golden"]),
+            f"{row['firing_rate']:.4f}",
+            f"{row['spikes_per_sample']:,.0f}",
+            f"{row['synaptic_ops_per_sample']:,.0f}",
+            f"{row['accumulate_ops_per_sample']:,.0f}",
+            f"{row['synapses']:,} / {row['weights']:,}",
+            row["shift_k"],
+            yes_no(row["bit_exact"], "NO"),
         )
-    return "\n".join(lines) + "\n"
+        for row in results["rows"]
+    )
+    return markdown_table(columns, rows)
 
 
 def plot(results: dict[str, Any], path: Path) -> Path:

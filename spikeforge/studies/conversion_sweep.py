@@ -21,6 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from spikeforge.studies.sweep_report import markdown_table, percent, yes_no
+
 #: Paper defaults per variant: spike-norm feeds Poisson trains to reset-to-zero IF neurons
 #: (Sengupta et al.), ACE-SNN and ECC feed the analog input as a constant current.
 ENCODING = {"spikenorm": "poisson", "percentile": "direct", "ecc": "direct", "ecc-eta0": "direct"}
@@ -208,23 +210,27 @@ def trained_ann(
 
 def table(results: dict[str, Any]) -> str:
     """The results as a markdown table."""
-    lines = [
-        "| variant | T | test images | ANN | float SNN | golden (integer) | spikes / sample | "
-        "synaptic ops / sample | bit-exact |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    columns = (
+        "variant", "T", "test images", "ANN", "float SNN", "golden (integer)",
+        "spikes / sample", "synaptic ops / sample", "bit-exact",
+    )  # fmt: skip
     whole = results.get("whole_test_set", {})
-    for name, entry in results["variants"].items():
-        for row in [*entry["rows"], *whole.get(name, [])]:
-            lines.append(
-                f"| {name} | {row['timesteps']} | "
-                f"{row.get('test_samples', results['test_samples']):,} | "
-                f"{100 * entry['ann_accuracy']:.2f} % | "
-                f"{100 * row['float_snn']:.2f} % | {100 * row['golden']:.2f} % | "
-                f"{row['spikes_per_sample']:,.0f} | {row['synaptic_ops_per_sample']:,.0f} | "
-                f"{'yes' if row['bit_exact'] else 'NO'} |"
-            )
-    return "\n".join(lines) + "\n"
+    rows = (
+        (
+            name,
+            row["timesteps"],
+            f"{row.get('test_samples', results['test_samples']):,}",
+            percent(entry["ann_accuracy"]),
+            percent(row["float_snn"]),
+            percent(row["golden"]),
+            f"{row['spikes_per_sample']:,.0f}",
+            f"{row['synaptic_ops_per_sample']:,.0f}",
+            yes_no(row["bit_exact"], "NO"),
+        )
+        for name, entry in results["variants"].items()
+        for row in [*entry["rows"], *whole.get(name, [])]
+    )
+    return markdown_table(columns, rows)
 
 
 def plot(results: dict[str, Any], path: Path) -> Path:

@@ -6,7 +6,7 @@ pass, accuracy and the golden model's counters, per sample) and writing ``result
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +78,20 @@ def exit_status(rows: Iterable[dict[str, Any]]) -> int:
         return 0
     print("ERROR: a bundle's bit-true pass differs from the golden model", file=sys.stderr)
     return 1
+
+
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A markdown table: the header, the separator, then one line per row of cells."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def percent(fraction: float) -> str:
+    """``0.9833`` as ``98.33 %``, the sweeps' accuracy cells."""
+    return f"{100 * fraction:.2f} %"
+
+
+def yes_no(flag: bool, no: str = "no") -> str:
+    """A table cell for a flag (``no="NO"`` where a no is a failure to see at a glance)."""
+    return "yes" if flag else no

@@ -29,13 +29,11 @@ def test_run_epochs_records_and_learns():
 
     run_epochs(
         net,
-        x,
-        y,
+        trainer.shards(x.numpy(), y.numpy(), 16, 0),
         trainer,
         epochs=5,
         optimiser=optimiser,
         schedule=schedule,
-        batch_size=16,
         seed=0,
         batch_step=batch_step,
         test_accuracy=test_accuracy,
