@@ -667,6 +667,24 @@ def to_manifest(bundle: Bundle) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return manifest, arrays
 
 
+def bundle_digest(bundle: Bundle) -> str:
+    """sha256 (hex) of ``bundle``'s identity: its manifest and every array's name, dtype, shape
+    and bytes. Partial results carry it so that only parts of one bundle are merged.
+
+    The bundle is normalised as the loader would (``validate``: int64 arrays, per-neuron vectors
+    flat, JSON meta), so a bundle and its save/load round trip have the same digest.
+    """
+    manifest, arrays = to_manifest(validate(bundle))
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode("utf-8") + b"\n")
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        header = json.dumps([name, array.dtype.str, list(array.shape)])
+        digest.update(header.encode("utf-8") + b"\n")  # the bytes' length follows from it
+        digest.update(array.data)
+    return digest.hexdigest()
+
+
 def _settle(root: Path) -> None:
     """Finish a save that was interrupted after its weights were replaced, and remove what an
     interrupted save left behind (pending manifests of weights that never landed, temporaries)."""

@@ -81,6 +81,100 @@ def check_simulator(sim: str) -> None:
         raise ToolchainError(f"unknown simulator {sim!r}")
 
 
+def _build_args(sim: str, extra: Sequence[str]) -> list[str]:
+    return ["-Wno-WIDTH", *extra] if sim == "verilator" else list(extra)
+
+
+def build_cocotb(
+    *,
+    sources: Sequence[Path],
+    toplevel: str,
+    sim: str,
+    build_dir: Path,
+    build_args: Sequence[str] = (),
+    waves: bool = False,
+) -> Path:
+    """Build ``sources`` with ``sim`` for cocotb (the build's log is ``build.log`` there);
+    raises ``SimulationFailed`` naming the log if the build fails. Returns ``build_dir``."""
+    from cocotb_tools.runner import get_runner
+
+    check_simulator(sim)
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    runner = get_runner(sim)
+    environment = verilator_build_environment() if sim == "verilator" else nullcontext()
+    with environment:
+        _runner_step(
+            f"{sim}: building {toplevel} (log {build_dir / 'build.log'})",
+            runner.build,
+            sources=[Path(s).resolve() for s in sources],
+            hdl_toplevel=toplevel,
+            build_dir=build_dir,
+            timescale=("1ns", "1ps"),
+            always=True,
+            build_args=_build_args(sim, build_args),
+            waves=waves,
+            log_file=build_dir / "build.log",
+        )
+    return build_dir
+
+
+def test_cocotb(
+    *,
+    toplevel: str,
+    test_module: str,
+    sim: str,
+    build_dir: Path,
+    test_dir: Path | None = None,
+    case: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    waves: bool = False,
+    plusargs: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Run the cocotb ``test_module`` on a ``build_cocotb`` build, in ``test_dir`` (default the
+    build folder; several runs of one build may go on at once in different folders).
+
+    ``case`` is written to a JSON file the testbench reads (``CASE_ENV``). Returns the report the
+    testbench wrote (``REPORT_ENV``); raises ``SimulationFailed`` naming the log (``sim.log`` in
+    ``test_dir``) if the simulator or any cocotb test failed, or if no test ran.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    build_dir = Path(build_dir).resolve()
+    test_dir = Path(test_dir).resolve() if test_dir is not None else build_dir
+    test_dir.mkdir(parents=True, exist_ok=True)
+    report_path = test_dir / "tb_report.json"
+    report_path.unlink(missing_ok=True)
+    case_path = test_dir / "tb_case.json"
+    case_path.write_text(json.dumps(dict(case or {})))
+    log = test_dir / "sim.log"
+    runner = get_runner(sim)
+    results = _runner_step(
+        f"{sim}: {test_module} on {toplevel} (log {log})",
+        runner.test,
+        test_module=test_module,
+        hdl_toplevel=toplevel,
+        hdl_toplevel_lang="verilog",
+        build_dir=build_dir,
+        test_dir=test_dir,
+        timescale=("1ns", "1ps"),
+        extra_env={REPORT_ENV: str(report_path), CASE_ENV: str(case_path)},
+        seed=seed,
+        waves=waves,
+        plusargs=list(plusargs),
+        log_file=log,
+        results_xml=str(test_dir / "results.xml"),
+    )
+    n_tests, n_failed = get_results(results)
+    if n_tests == 0 or n_failed:
+        raise SimulationFailed(
+            f"{sim}: {n_failed} of {n_tests} cocotb tests failed; see {log}{_log_tail(log)}"
+        )
+    if not report_path.is_file():
+        raise SimulationFailed(f"{sim}: the testbench wrote no report at {report_path}")
+    return json.loads(report_path.read_text())
+
+
 def run_cocotb(
     *,
     sources: Sequence[Path],
@@ -91,55 +185,14 @@ def run_cocotb(
     case: Mapping[str, Any] | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Build ``sources`` with ``sim`` and run the cocotb ``test_module`` against ``toplevel``.
-
-    ``case`` is written to a JSON file the testbench reads (``CASE_ENV``). Returns the report the
-    testbench wrote (``REPORT_ENV``); raises ``SimulationFailed`` if the build or any cocotb test
-    failed, or if no test ran.
-    """
-    from cocotb_tools.runner import get_results, get_runner
-
-    check_simulator(sim)
-    build_dir = Path(build_dir).resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
-    report_path = build_dir / "tb_report.json"
-    report_path.unlink(missing_ok=True)
-    case_path = build_dir / "tb_case.json"
-    case_path.write_text(json.dumps(dict(case or {})))
-
-    runner = get_runner(sim)
-    build_args = ["-Wno-WIDTH"] if sim == "verilator" else []
-    extra_env = {
-        REPORT_ENV: str(report_path),
-        CASE_ENV: str(case_path),
-    }
-    common = {"hdl_toplevel": toplevel, "build_dir": build_dir, "timescale": ("1ns", "1ps")}
-    environment = verilator_build_environment() if sim == "verilator" else nullcontext()
-    with environment:
-        _runner_step(
-            f"{sim}: building {toplevel}",
-            runner.build,
-            sources=[Path(s).resolve() for s in sources],
-            always=True,
-            build_args=build_args,
-            log_file=build_dir / "build.log",
-            **common,
-        )
-    results = _runner_step(
-        f"{sim}: {test_module} on {toplevel}",
-        runner.test,
+    """Build ``sources`` with ``sim`` and run the cocotb ``test_module`` against ``toplevel``
+    (``build_cocotb`` then ``test_cocotb`` in the build folder)."""
+    build_cocotb(sources=sources, toplevel=toplevel, sim=sim, build_dir=build_dir)
+    return test_cocotb(
+        toplevel=toplevel,
         test_module=test_module,
-        test_dir=build_dir,
-        extra_env=extra_env,
+        sim=sim,
+        build_dir=build_dir,
+        case=case,
         seed=seed,
-        log_file=build_dir / "sim.log",
-        **common,
     )
-    n_tests, n_failed = get_results(results)
-    if n_tests == 0 or n_failed:
-        raise SimulationFailed(
-            f"{sim}: {n_failed} of {n_tests} cocotb tests failed; see {build_dir}"
-        )
-    if not report_path.is_file():
-        raise SimulationFailed(f"{sim}: the testbench wrote no report at {report_path}")
-    return json.loads(report_path.read_text())

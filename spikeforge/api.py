@@ -54,7 +54,7 @@ from spikeforge.sim.golden import GoldenResult
 if TYPE_CHECKING:
     from spikeforge.algo.training.pipeline import TrainConfig, Trainer
     from spikeforge.pim.sweep import Sweep
-    from spikeforge.rtl_flow import Mismatch, RtlRun
+    from spikeforge.rtl_flow import Mismatch, RtlRun, Waveform
 
 __all__ = [
     "Bundle",
@@ -68,6 +68,7 @@ __all__ = [
     "TrainResult",
     "VerilogResult",
     "load_bundle",
+    "merge_results",
     "pim_sweep",
     "rtl_sim",
     "run",
@@ -482,7 +483,10 @@ def _lint(path: Path, name: str) -> tuple[bool, str]:
 
 @dataclass
 class RtlSimResult:
-    """The chip's run, the golden run it was compared with, and the first difference if any."""
+    """The chip's run, the golden run it was compared with, and the first difference if any.
+
+    Sample numbers (``mismatch.sample``, ``waveform.sample``) count in the whole input, also
+    for a shard, which ran samples ``shard[0]`` to ``shard[1] - 1`` of ``shard[2]``."""
 
     run: RtlRun
     golden: GoldenResult
@@ -492,6 +496,10 @@ class RtlSimResult:
     sim: str = "verilator"
     seconds: float = 0.0
     out: Path | None = None
+    shard: tuple[int, int, int] | None = None
+    #: Where on the chip the first mismatch came from (cores and cycle), if any.
+    where: str | None = None
+    waveform: Waveform | None = None
 
     @property
     def equal(self) -> bool:
@@ -503,8 +511,24 @@ class RtlSimResult:
         return rtl_report(self)
 
 
+def speed_line(run: RtlRun) -> str:
+    """Simulated clock cycles, simulation wall time and cycles/s, apart from generation and
+    build. The clock cycles are every cycle the simulators ran (input writes and result reads
+    included), per process summed; the chip's own cycles per sample are in the report above."""
+    t = {key: run.seconds.get(key, 0.0) for key in ("generate", "build", "simulate", "running")}
+    clock = int(run.report.get("clock_cycles", 0)) or int(run.cycles.sum())
+    jobs = run.report.get("jobs", 1)
+    processes = f"{jobs} simulator processes" if jobs > 1 else "one simulator process"
+    return (
+        f"simulation: {clock:,} clock cycles in {t['simulate']:.2f} s on {processes}: "
+        f"{clock / max(t['simulate'], 1e-9):,.0f} cycles/s "
+        f"({clock / max(t['running'], 1e-9):,.0f} cycles/s after the simulators' start-up); "
+        f"generate {t['generate']:.1f} s, build {t['build']:.1f} s"
+    )
+
+
 def rtl_report(result: RtlSimResult) -> str:
-    """The text report: equality, accuracy, cycles, SOPs, energy, wall time."""
+    """The text report: equality, accuracy, cycles, SOPs, energy, speed and wall time."""
     from spikeforge.pim.energy import E_SOP_ZOU
     from spikeforge.pim.report import bundle_report
     from spikeforge.rtl.chip.top import chip_summary
@@ -523,9 +547,14 @@ def rtl_report(result: RtlSimResult) -> str:
     lines = [
         f"rtl-sim: {n} samples x {bundle.timesteps} steps on {result.sim}; chip: "
         + "; ".join(s.strip() for s in chip_summary(plan)),
-        f"compared: {n * bundle.timesteps} steps, every neuron of {len(bundle.layers)} layers "
-        f"({spikes} spikes), {run.arrays['v_out'].size} output potentials",
     ]
+    if result.shard is not None:
+        lo, hi, total = result.shard
+        lines.append(f"shard: samples {lo}..{hi - 1} of {total} (a partial result)")
+    lines.append(
+        f"compared: {n * bundle.timesteps} steps, every neuron of {len(bundle.layers)} layers "
+        f"({spikes} spikes), {run.arrays['v_out'].size} output potentials"
+    )
     if labels is not None:
         acc_rtl = float(np.mean(run.arrays["pred"] == labels))
         acc_gold = golden.accuracy(want, labels)
@@ -540,8 +569,8 @@ def rtl_report(result: RtlSimResult) -> str:
         f"(layer 1 in PIM), {energy.totals['digital'][0] / 1000:.3f} nJ all digital; "
         f"Zou et al. {E_SOP_ZOU} pJ/SOP: {all_sops / n * E_SOP_ZOU / 1000:.3f} nJ",
         energy.format(),
-        f"wall time: {result.seconds:.1f} s (generate {run.seconds['generate']:.1f} s, build "
-        f"and simulate {run.seconds['simulate']:.1f} s)",
+        speed_line(run),
+        f"wall time: {result.seconds:.1f} s",
     ]
     return "\n".join(lines)
 
@@ -603,44 +632,70 @@ def rtl_sim(
     sim: str = "verilator",
     out: PathLike | None = None,
     build_dir: PathLike | None = None,
+    jobs: int = 1,
+    shard: str | tuple[int, int] | None = None,
+    wave: bool = False,
     log: Log = None,
     **options: Any,
 ) -> RtlSimResult:
     """Run ``bundle`` on its generated chip under cocotb and compare with the golden model.
 
-    ``options`` are ``chip_options``'s. Writes RESULT.npz (the RTL's arrays) to ``out`` when
-    given. A missing simulator raises ``ToolchainError`` before anything is built; a failed
-    build or simulation raises ``SimulationFailed`` and keeps the build directory (its logs).
+    ``jobs`` simulator processes share the samples (one build). ``shard`` ("K/N" or ``(K, N)``,
+    1-based) runs only the K-th of N contiguous slices of the (limited) inputs and writes a
+    partial result that ``merge_results`` joins. ``wave``: on a mismatch, re-run the first
+    differing sample alone with waveform tracing and write its FST file next to ``out`` (or
+    into ``build_dir``). ``options`` are ``chip_options``'s. Writes RESULT.npz (the RTL's
+    arrays) to ``out`` when given. A missing simulator raises ``ToolchainError`` before anything
+    is built; a failed build or simulation raises ``SimulationFailed`` naming its log and keeps
+    the build directory.
     """
     from spikeforge.rtl.chip.top import plan_chip
-    from spikeforge.rtl_flow import counter_mismatches, first_mismatch, run_chip
+    from spikeforge.rtl_flow import counter_mismatches, first_mismatch, locate, run_chip
     from spikeforge.sim import golden
     from spikeforge.sim.flow import SimulationFailed, check_simulator
+    from spikeforge.sim.results import parse_shard, shard_range
 
     start = time.perf_counter()
     check_choice("sim", sim, SIMULATORS)
+    jobs = check_int("jobs", jobs)
+    if isinstance(shard, str):
+        shard = parse_shard(shard)
     inputs = bundle_files(bundle)
     inputs += [Path(p) for p in (x, labels) if p is not None and not isinstance(p, np.ndarray)]
     target = output_file(out, inputs) if out is not None else None
     build = None
     if build_dir is not None:
         build = output_dir(build_dir, inputs, allow_nonempty=lambda p: (p / "sf_chip.v").is_file())
+    if wave and target is None and build is None:
+        raise OptionError("wave needs out or build_dir: the waveform is written next to them")
     model = as_bundle(bundle)
     array, labels = _inputs(x, labels, limit)
     array = golden.check_input(model, array)
+    total, lo, hi = array.shape[0], 0, array.shape[0]
+    if shard is not None:
+        lo, hi = shard_range(total, *shard)
+        if hi == lo:
+            raise OptionError(f"shard {shard[0]}/{shard[1]} of {total} samples is empty")
+    part = array[lo:hi]
+    labels = None if labels is None else labels[lo:hi]
     check_memory(
-        2 * golden_bytes(model, array.shape[0]),
-        f"the run of {array.shape[0]} samples x {model.timesteps} steps",
+        2 * golden_bytes(model, part.shape[0]),
+        f"the run of {part.shape[0]} samples x {model.timesteps} steps",
     )
     plan = plan_chip(model, chip_options(**options))
     check_simulator(sim)
-    want = golden.run(model, array, first_layer_sums=plan.first_layer_sums(array))
+    want = golden.run(model, part, first_layer_sums=plan.first_layer_sums(part))
     temporary = build is None
     build = build or Path(tempfile.mkdtemp(prefix="spikeforge-rtl-"))
     if log:
         log(f"rtl-sim: building and running the chip in {build}")
     try:
-        chip = run_chip(model, array, sim=sim, build_dir=build, plan=plan)
+        chip = run_chip(model, part, sim=sim, build_dir=build, plan=plan, jobs=jobs, log=log)
+        mismatch = first_mismatch(model, chip.arrays, want.result_arrays())
+        where = locate(chip, mismatch) if mismatch is not None else None
+        waveform = None
+        if wave and mismatch is not None:
+            waveform = _wave(plan, part, mismatch, lo, sim, build, target, log)
     except SimulationFailed:
         raise  # the build directory stays: its logs say why
     except BaseException:
@@ -649,18 +704,72 @@ def rtl_sim(
         raise
     if temporary:
         shutil.rmtree(build, ignore_errors=True)
+    if mismatch is not None:
+        mismatch = dataclasses.replace(mismatch, sample=mismatch.sample + lo)
     if target is not None:
-        _write_npz(target, chip.arrays)
+        arrays = chip.arrays
+        if shard is not None:
+            arrays = _shard_arrays(model, array, arrays, lo, hi)
+        _write_npz(target, arrays)
     return RtlSimResult(
         chip,
         want,
-        first_mismatch(model, chip.arrays, want.result_arrays()),
+        mismatch,
         counter_mismatches(chip, want),
         labels,
         sim,
         time.perf_counter() - start,
         target,
+        None if shard is None else (lo, hi, total),
+        where,
+        waveform,
     )
+
+
+def _wave(plan, part, mismatch, lo: int, sim: str, build: Path, target, log) -> Waveform:
+    """The waveform of the first differing sample, next to the result (or in the build)."""
+    from spikeforge.rtl_flow import wave_sample
+
+    sample = lo + mismatch.sample
+    if target is not None:
+        path = output_file(target.with_name(f"{target.stem}.sample{sample}.fst"))
+    else:
+        path = build / f"sample{sample}.fst"
+    if log:
+        log(f"rtl-sim: re-running sample {sample} with waveform tracing")
+    waveform = wave_sample(
+        plan, part, mismatch.sample, mismatch, sim=sim, build_dir=build, target=path
+    )
+    return dataclasses.replace(waveform, sample=sample)
+
+
+def _shard_arrays(model: Bundle, array: np.ndarray, arrays: dict, lo: int, hi: int) -> dict:
+    """A partial result: the arrays with their sample range and the bundle's and inputs'
+    digests, which ``merge_results`` checks."""
+    from spikeforge.sim.bundle import bundle_digest
+    from spikeforge.sim.results import array_digest, with_shard
+
+    return with_shard(
+        arrays,
+        lo=lo,
+        hi=hi,
+        total=array.shape[0],
+        bundle_digest=bundle_digest(model),
+        inputs_digest=array_digest(array),
+    )
+
+
+def merge_results(parts: Sequence[PathLike], out: PathLike | None = None) -> dict[str, np.ndarray]:
+    """Join the partial results of ``rtl_sim(..., shard=...)`` into one result in sample order
+    (refusing overlaps, gaps and parts of other bundles or inputs); write it to ``out``."""
+    from spikeforge.sim.results import merge_results as merge
+
+    paths = [Path(p) for p in parts]
+    target = output_file(out, paths) if out is not None else None
+    arrays, _info = merge(paths)
+    if target is not None:
+        _write_npz(target, arrays)
+    return arrays
 
 
 # --------------------------------------------------------------------------------------------

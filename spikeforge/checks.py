@@ -47,6 +47,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "n_neurons": (1, 65_536),
     "max_neurons": (1, 65_536),
     "seeds": (1, 100),
+    "jobs": (1, 256),
 }
 #: Ranges of the real-valued settings: (low, high, low inclusive, high inclusive).
 FLOAT_RANGES: dict[str, tuple[float, float, bool, bool]] = {

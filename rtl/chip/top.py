@@ -324,14 +324,10 @@ class ChipPlan:
             stage = self.stages[0]
             mask = (1 << stage.value_bits) - 1
             shift = 2 + stage.in_bits
-            return [
-                [
-                    Op.LOAD.value | int(n) << 2 | (int(s[n]) & mask) << shift
-                    for n in np.flatnonzero(s)
-                ]
-                + [tick]
-                for s in sums
-            ]
+            values = (sums.astype(np.int64) & mask).astype(object) << shift
+            heads = Op.LOAD.value | np.arange(sums.shape[1], dtype=object) << 2
+            words = values | heads  # object: words may be wider than 64 bits
+            return [[*words[k][sums[k] != 0].tolist(), tick] for k in range(len(sums))]
         return self._pim_words(x)
 
     def _pim_words(self, x: np.ndarray) -> list[list[int]]:
@@ -343,18 +339,16 @@ class ChipPlan:
         codes = pim(x, keep_codes=True).codes  # [N, P, G, O(, B)]
         flat = codes.reshape(*codes.shape[:4], -1) if codes.ndim == 5 else codes[..., None]
         flat = flat.transpose(0, 3, 1, 2, 4).reshape(x.shape[0], m.channels, m.positions, -1)
-        place = (1 << (np.arange(flat.shape[-1], dtype=object) * p.adc_bits)) << off_codes
-        words = []
-        for sample in flat:
-            w = []
-            for o in range(m.channels):
-                head = Op.LOAD.value | o << off_c
-                for pos in range(m.positions):
-                    packed = int(((sample[o, pos].astype(object) & mask) * place).sum())
-                    w.append(head | (o * m.positions + pos) << off_i | packed)
-            w.append(Op.TICK.value)
-            words.append(w)
-        return words
+        packed = np.zeros(flat.shape[:3], dtype=object)
+        for f in range(flat.shape[-1]):  # each field's code at its place (object: > 64 bits)
+            packed = packed | (flat[..., f].astype(np.int64) & mask).astype(object) << (
+                off_codes + f * p.adc_bits
+            )
+        channel = np.arange(m.channels, dtype=object)[:, None]
+        position = np.arange(m.positions, dtype=object)[None, :]
+        heads = Op.LOAD.value | channel << off_c | (channel * m.positions + position) << off_i
+        words = (packed | heads).reshape(x.shape[0], -1)  # channel-major, then position
+        return [[*w.tolist(), Op.TICK.value] for w in words]
 
     def first_layer_sums(self, x: np.ndarray) -> np.ndarray | None:
         """Layer 1's sums as the chip computes them, when they may differ from exact ones."""

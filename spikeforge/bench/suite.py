@@ -211,14 +211,19 @@ def markdown(report: dict[str, Any]) -> str:
             )
         lines += [
             "",
-            "| simulated (lanes 16) | cycles | test seconds | cycles/s (cocotb + simulator) |",
-            "|---|---|---|---|",
+            "| simulated (lanes 16) | samples | cycles | processes | simulation s | cycles/s "
+            "| vs 1 process |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, sp in rtl["speed"].items():
             what = f"{name} ({', '.join(sp['layers'])})"
-            lines.append(
-                f"| {what} | {sp['cycles']} | {sp['test_seconds']:.2f} | {sp['cycles_per_s']:.0f} |"
-            )
+            single = sp["runs"][0]["cycles_per_s"]
+            for r in sp["runs"]:
+                lines.append(
+                    f"| {what} | {sp['samples']} | {sp['cycles']} | {r['jobs']} | "
+                    f"{r['seconds']:.2f} | {r['cycles_per_s']:,.0f} | "
+                    f"{r['cycles_per_s'] / single:.2f}x |"
+                )
     return "\n".join(lines) + "\n"
 
 

@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "spikeforge.cli.rtl_sim",
         "run a bundle on its generated chip (cocotb), check vs golden",
     ),
+    "merge-results": (
+        "spikeforge.cli.merge_results",
+        "join --shard partial results of rtl-sim into one RESULT.npz",
+    ),
     "pim-sweep": (
         "spikeforge.cli.pim_sweep",
         "accuracy with the first layer in SRAM-PIM vs ADC bits and analog non-idealities",

@@ -44,7 +44,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from spikeforge.sim.datasets import DataError
     from spikeforge.sim.files import OutputPathError
     from spikeforge.sim.golden import InputError
-    from spikeforge.sim.results import ArrayFileError
+    from spikeforge.sim.results import ArrayFileError, ShardError
 
     found: list[type[BaseException]] = [
         OptionError,
@@ -54,6 +54,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         OutputPathError,
         InputError,
         ArrayFileError,
+        ShardError,
     ]
     for module, name in (
         ("spikeforge.rtl.chip.top", "ChipError"),

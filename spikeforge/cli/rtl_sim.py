@@ -1,7 +1,8 @@
 """``spikeforge rtl-sim``: a bundle on its generated chip under cocotb, checked against golden.
 
 Writes RESULT.npz with ``spikeforge run``'s keys (from the RTL), exits 1 on any difference from
-the golden model after printing the first (sample, step, layer, neuron), and prints a report:
+the golden model after printing the first (sample, step, layer, neuron, the cycle it left its
+cores; ``--wave``: that sample's waveform), and prints a report:
 cycles per sample, synaptic operations, SOPs per cycle and an energy estimate from the RTL
 counters (ACE-SNN per-operation model; Zou et al.'s 0.57 pJ/SOP beside it). The work is
 ``spikeforge.api.rtl_sim``.
@@ -48,6 +49,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--build-dir",
         help="keep the Verilog and simulator build here (new, empty or a previous build)",
     )
+    lo, hi = INT_RANGES["jobs"]
+    add(
+        "--jobs",
+        type=int_option("--jobs", lo, hi),
+        default=1,
+        metavar="N",
+        help="simulator processes sharing the samples, one build (default 1; one per core)",
+    )
+    add(
+        "--shard",
+        metavar="K/N",
+        help="only the K-th of N contiguous slices of the samples (1 <= K <= N); writes a "
+        "partial result for 'spikeforge merge-results'",
+    )
+    add(
+        "--wave",
+        action="store_true",
+        help="on a mismatch, re-run the first differing sample with waveform tracing and write "
+        "RESULT.sampleS.fst next to --out",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -69,6 +90,9 @@ def main(args: argparse.Namespace) -> int:
             sim=args.sim,
             out=args.out,
             build_dir=args.build_dir,
+            jobs=args.jobs,
+            shard=args.shard,
+            wave=args.wave,
             **chip_options(args),
             log=print,
         )
@@ -78,6 +102,11 @@ def main(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}")
     if result.mismatch is not None:
         print(f"rtl-sim: {result.mismatch}", file=sys.stderr)
+        print(f"rtl-sim: {result.where}", file=sys.stderr)
+        if result.waveform is not None:
+            print(f"rtl-sim: {result.waveform}", file=sys.stderr)
+        else:
+            print("rtl-sim: add --wave to write this sample's waveform", file=sys.stderr)
         return EXIT_DIFFERS
     if result.counter_problems:
         print(f"rtl-sim: counter mismatch: {result.counter_problems[0]}", file=sys.stderr)

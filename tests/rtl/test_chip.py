@@ -234,7 +234,7 @@ def test_rtl_sim_cli_mismatch_exits_nonzero(tmp_path, capsys, monkeypatch):
     np.save(tmp_path / "x.npy", x)
     want = golden.run(bundle, x)
 
-    def fake_run(bundle, x, *, sim, build_dir, plan):
+    def fake_run(bundle, x, *, sim, build_dir, plan, **_run_options):
         arrays = {k: v.copy() for k, v in want.result_arrays().items()}
         arrays["spikes.l0"][2, 0, 0] ^= 1
         counters = np.zeros((x.shape[0], plan.n_cores, 4), dtype=np.int64)

@@ -49,8 +49,12 @@ def test_markdown_lists_missing_peers_and_every_table():
             "simulator": "verilator", "samples": 1, "bundle": "digits", "layers": ["a 1->2"],
             "lanes_sweep": [{"lanes": 4, "cycles_per_sample": 100.0, "sops_per_sample": 50.0,
                              "sops_per_cycle": 0.5, "values_compared": 3}],
-            "speed": {"chip": {"cycles": 10, "test_seconds": 1.0, "cycles_per_s": 10.0,
-                               "layers": ["a"], "values_compared": 3}},
+            "speed": {"chip": {"samples": 2, "cycles": 10, "cycles_per_sample": 5.0,
+                               "build_seconds": 1.0, "layers": ["a"],
+                               "runs": [{"jobs": 1, "seconds": 1.0, "seconds_running": 0.5,
+                                         "cycles_per_s": 10.0, "values_compared": 3},
+                                        {"jobs": 2, "seconds": 0.5, "seconds_running": 0.25,
+                                         "cycles_per_s": 20.0, "values_compared": 3}]}},
         },
     }  # fmt: skip
     report["train_ratios"] = bench_suite.ratios(report["train"], ["snntorch"])
@@ -58,7 +62,8 @@ def test_markdown_lists_missing_peers_and_every_table():
     assert "not installed, not measured**: ImportError: h5py" in md
     assert "| mlp | 5 | 300.0 (12) | 100.0 |" in md
     assert "| mlp | 5 | snntorch | 3.00x | met | snntorch | 3.00x | met |" in md
-    assert "| 4 | 100 | 50 | 0.50 |" in md and "| chip (a) | 10 | 1.00 | 10 |" in md
+    assert "| 4 | 100 | 50 | 0.50 |" in md and "| chip (a) | 2 | 10 | 1 | 1.00 | 10 | 1.00x |" in md
+    assert "| chip (a) | 2 | 10 | 2 | 0.50 | 20 | 2.00x |" in md
 
 
 def test_quick_suite_writes_json_and_markdown(tmp_path):
@@ -71,30 +76,25 @@ def test_quick_suite_writes_json_and_markdown(tmp_path):
     assert "## 2. Inference" in (out / "bench.md").read_text()
 
 
-def test_core_bundle_is_the_output_layer_fed_spikes():
+def test_speed_inputs_are_real_digits():
     bundle = load_bundle(bench_rtl.DEFAULT_BUNDLE)
-    core = bench_rtl.core_bundle(bundle)
-    assert [layer.name for layer in core.layers] == [bundle.layers[-1].name]
-    assert core.input.encoding == "spikes" and core.input.shape == bundle.layers[-1].in_shape
     x = bench_rtl.digits_inputs(bundle, 3)
     assert x.shape == (3, *bundle.input.shape) and int(x.max()) <= 16
-
-
-def test_test_seconds_come_from_cocotb_results(tmp_path):
-    (tmp_path / "sim").mkdir()
-    (tmp_path / "sim" / "results.xml").write_text(
-        '<testsuites><testsuite><testcase name="a" time="1.5"/><testcase name="b" time="0.5"/>'
-        "</testsuite></testsuites>"
-    )
-    assert bench_rtl._test_seconds(tmp_path) == 2.0
-    with pytest.raises(FileNotFoundError):
-        bench_rtl._test_seconds(tmp_path / "sim" / "none")
+    images = bench_rtl.conv_inputs(4)
+    assert images.shape == (4, 1, 28, 28) and int(images.min()) >= 0 and int(images.max()) <= 255
+    assert images[:, :, :2].sum() == 0 and images.sum() > 0  # the digit, centred
 
 
 @pytest.mark.slow
 def test_rtl_bench_end_to_end(tmp_path):
-    figures = bench_rtl.run(samples=1, lanes=(16,), build_dir=tmp_path)
+    figures = bench_rtl.run(
+        samples=1, lanes=(16,), build_dir=tmp_path, speed_samples=4, conv_samples=2
+    )
     (row,) = figures["lanes_sweep"]
     assert row["values_compared"] > 0 and row["cycles_per_sample"] > 0
-    assert set(figures["speed"]) == {"chip", "core"}
-    assert all(np.isfinite(s["cycles_per_s"]) for s in figures["speed"].values())
+    assert set(figures["speed"]) == {"digits chip", "conv chip"}
+    for speed in figures["speed"].values():
+        assert [r["jobs"] for r in speed["runs"]] == [1, 2]
+        assert all(
+            r["values_compared"] > 0 and np.isfinite(r["cycles_per_s"]) for r in speed["runs"]
+        )
