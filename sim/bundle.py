@@ -34,8 +34,6 @@ import io
 import json
 import math
 import os
-import zipfile
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +41,7 @@ from typing import Any
 
 import numpy as np
 from spikeforge.sim.files import (
+    ARCHIVE_ERRORS,
     atomic_write_bytes,
     check_output_dir,
     check_output_file,
@@ -538,27 +537,13 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     return bundle_from_manifest(manifest, arrays)
 
 
-# What a damaged or truncated .npz raises while it is opened and read (zipfile and numpy do not
-# wrap these in one type): bad archive structure, a failed inflate, a flipped compression method
-# or version ("not supported"), a flipped encryption flag, a malformed or short .npy member.
-_ARCHIVE_ERRORS = (
-    OSError,
-    ValueError,
-    EOFError,
-    zipfile.BadZipFile,
-    zlib.error,
-    NotImplementedError,
-    RuntimeError,
-)
-
-
 def _read_arrays(weights_path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(weights_path, allow_pickle=False) as npz:
             if not isinstance(npz, np.lib.npyio.NpzFile):
                 raise ValueError("a single .npy array, not an .npz archive")
             return {key: npz[key] for key in npz.files}
-    except _ARCHIVE_ERRORS as exc:
+    except ARCHIVE_ERRORS as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise _fail(WEIGHTS, f"not a readable .npz archive ({reason})") from None
 

@@ -15,10 +15,25 @@ import io
 import os
 import stat
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
+
+#: What a damaged or truncated .npz raises while it is opened and read (zipfile and numpy do not
+#: wrap these in one type): bad archive structure, a failed inflate, a flipped compression
+#: method or version ("not supported"), a flipped encryption flag, a malformed or short member.
+ARCHIVE_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+)
 
 PathLike = str | os.PathLike[str]
 

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import zipfile
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from spikeforge.sim.files import atomic_writer, check_output_file, make_dir
+from spikeforge.sim.files import ARCHIVE_ERRORS, atomic_writer, check_output_file, make_dir
 
 
 class ArrayFileError(ValueError):
@@ -148,18 +147,6 @@ def with_shard(
     return {**arrays, **meta}
 
 
-# What a damaged or truncated .npz raises while it is opened and read (as in sim.bundle).
-_ARCHIVE_ERRORS = (
-    OSError,
-    ValueError,
-    EOFError,
-    zipfile.BadZipFile,
-    zlib.error,
-    NotImplementedError,
-    RuntimeError,
-)
-
-
 @dataclass
 class _Part:
     """One partial result's metadata, its arrays' keys, dtypes and trailing shapes."""
@@ -196,7 +183,7 @@ def _open_npz(path: Path) -> Iterator[Any]:
     with handle:
         try:
             loaded = np.load(handle, allow_pickle=False)
-        except _ARCHIVE_ERRORS as exc:
+        except ARCHIVE_ERRORS as exc:
             raise _unreadable(path, exc) from None
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise ShardError(f"{path} is a single .npy array, not a RESULT.npz archive")
@@ -212,7 +199,7 @@ def _unreadable(path: Path, exc: BaseException) -> ShardError:
 def _read_member(npz: Any, path: Path, key: str) -> np.ndarray:
     try:
         return npz[key]
-    except (*_ARCHIVE_ERRORS, KeyError) as exc:
+    except (*ARCHIVE_ERRORS, KeyError) as exc:
         raise _unreadable(path, exc) from None
 
 
@@ -247,7 +234,7 @@ def _shard_meta(path: Path) -> _Part:
             }
     except ShardError:
         raise
-    except _ARCHIVE_ERRORS as exc:
+    except ARCHIVE_ERRORS as exc:
         raise _unreadable(path, exc) from None
     if not meta:
         raise ShardError(

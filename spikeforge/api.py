@@ -47,6 +47,7 @@ from spikeforge.sim.files import (
     OutputPathError,
     atomic_write_bytes,
     atomic_writer,
+    check_output_file,
     make_dir,
 )
 from spikeforge.sim.golden import GoldenResult
@@ -728,13 +729,14 @@ def rtl_sim(
 
 def _wave(plan, part, mismatch, lo: int, sim: str, build: Path, target, log) -> Waveform:
     """The waveform of the first differing sample, next to the result (or in the build)."""
-    from spikeforge.rtl_flow import wave_sample
+    from spikeforge.rtl_flow import wave_format, wave_sample
 
     sample = lo + mismatch.sample
+    name = f"sample{sample}.{wave_format(sim)}"
     if target is not None:
-        path = output_file(target.with_name(f"{target.stem}.sample{sample}.fst"))
+        path = output_file(target.with_name(f"{target.stem}.{name}"))
     else:
-        path = build / f"sample{sample}.fst"
+        path = build / name
     if log:
         log(f"rtl-sim: re-running sample {sample} with waveform tracing")
     waveform = wave_sample(
@@ -763,12 +765,14 @@ def merge_results(parts: Sequence[PathLike], out: PathLike | None = None) -> dic
     """Join the partial results of ``rtl_sim(..., shard=...)`` into one result in sample order
     (refusing overlaps, gaps and parts of other bundles or inputs); write it to ``out``."""
     from spikeforge.sim.results import merge_results as merge
+    from spikeforge.sim.results import write_npz_atomic
 
     paths = [Path(p) for p in parts]
-    target = output_file(out, paths) if out is not None else None
+    if out is not None:
+        check_output_file(out, inside_forbidden=paths, parents=True)
     arrays, _info = merge(paths)
-    if target is not None:
-        _write_npz(target, arrays)
+    if out is not None:
+        write_npz_atomic(out, arrays, inside_forbidden=paths)
     return arrays
 
 

@@ -10,9 +10,12 @@ model's; ``report`` prints throughput and the energy estimate from the RTL count
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import pickle
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -28,12 +31,8 @@ from spikeforge.rtl.chip.top import Chip, ChipOptions, ChipPlan, plan_chip
 from spikeforge.rtl.cores.core import COUNTER_REGS, Reg
 from spikeforge.rtl.gateware.side_by_side import SideBySide
 from spikeforge.rtl.harness.output import ShellOutput
-from spikeforge.rtl.harness.shell import (
-    SHELL_PERIOD_NS,
-    SHELL_TOPLEVEL,
-    ShellChip,
-    shell_verilog,
-)
+from spikeforge.rtl.harness.shell import SHELL_TOPLEVEL, ShellChip, shell_verilog
+from spikeforge.rtl.harness.stimulus import SHELL_PERIOD_NS
 from spikeforge.sim.bundle import Bundle
 from spikeforge.sim.golden import GoldenResult, LayerCounters
 
@@ -45,8 +44,35 @@ VERILATOR_ARGS = (
     "--no-timing", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert",
     "--no-public-flat-rw", "--public-depth", "0",
 )  # fmt: skip
-#: The waveform a job of a build with waves writes in its folder, per simulator (FST both).
-WAVE_FILE = {"verilator": "dump.fst", "icarus": "wave.fst"}
+#: The waveform a job of a build with waves writes in its folder, per simulator and format.
+WAVE_FILE = {"verilator": "dump.{}", "icarus": "wave.{}"}
+
+
+@functools.cache
+def wave_format(sim: str) -> str:
+    """``fst`` where the simulator can write it here, else ``vcd``: Verilator's FST writer
+    compiles against the LZ4 headers (Debian ``liblz4-dev``), which a bare machine lacks."""
+    if sim != "verilator":
+        return "fst"
+    compiler = os.environ.get("CXX", "c++")
+    try:
+        probe = subprocess.run(
+            [compiler, "-E", "-x", "c++", "-"],
+            input="#include <lz4.h>\n",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return "vcd"
+    return "fst" if probe.returncode == 0 else "vcd"
+
+
+def wave_file(sim: str) -> str:
+    """The name of the waveform a job of a build with waves writes in its folder."""
+    return WAVE_FILE[sim].format(wave_format(sim))
+
+
 #: Seconds between progress lines when the output is not a terminal.
 PROGRESS_SECONDS = 30
 
@@ -162,7 +188,8 @@ def build_chips(
     seconds = {"generate": time.perf_counter() - t0}
     t1 = time.perf_counter()
     folder = build_dir / (f"{sim}-waves" if waves else sim)
-    extra = [*VERILATOR_ARGS, *(["--trace-fst"] if waves else [])]
+    tracing = ["--trace-fst"] if wave_format(sim) == "fst" else ["--trace"]
+    extra = [*VERILATOR_ARGS, *(tracing if waves else [])]
     build_cocotb(
         sources=[verilog, shell],
         toplevel=SHELL_TOPLEVEL,
@@ -177,14 +204,14 @@ def build_chips(
 
 def _job_case(build: ChipBuild, folder: Path, parts: list[tuple[Path, int, int]]) -> dict:
     """Write a job folder's per-chip files (plan, read addresses); its case."""
-    from spikeforge.rtl.harness.shell import hex_lines, reads_file
+    from spikeforge.rtl.harness.stimulus import hex_lines, reads_file
 
     folder.mkdir(parents=True, exist_ok=True)
     chips = []
     for k, (chip, (inputs, lo, hi)) in enumerate(zip(build.chips, parts, strict=True)):
         plan_path = folder / f"plan{k}.pkl"
         with open(plan_path, "wb") as f:
-            pickle.dump(chip, f)
+            pickle.dump(chip.job(), f)
         (folder / reads_file(k)).write_bytes(hex_lines(chip.reads, chip.plan.cfg_addr_bits))
         chips.append({"plan": str(plan_path), "inputs": str(inputs), "range": [lo, hi]})
     return {"chips": chips}
@@ -199,7 +226,7 @@ def _watch(
 ) -> None:
     """Progress until ``done(timeout)`` (which waits up to ``timeout`` s): samples finished (the
     shell's sample files), samples/s, ETA; a bar on a terminal, a line every 30 s otherwise."""
-    from spikeforge.rtl.harness.shell import samples_file
+    from spikeforge.rtl.harness.stimulus import samples_file
 
     def finished() -> int:
         count = 0
@@ -276,7 +303,7 @@ def simulate(
                 test_dir=job_dir,
                 case=case,
                 waves=build.waves,
-                plusargs=[f"+dumpfile_path={job_dir / WAVE_FILE[build.sim]}"]
+                plusargs=[f"+dumpfile_path={job_dir / wave_file(build.sim)}"]
                 if build.waves and build.sim == "icarus"
                 else (),
             )
@@ -497,7 +524,7 @@ def wave_sample(
     build = build_chips([plan], sim=sim, build_dir=build_dir, waves=True)
     folder = Path(build_dir) / "wave"
     (run,) = simulate(build, [x[sample : sample + 1]], folder=folder)
-    produced = folder / "job0" / WAVE_FILE[sim]
+    produced = folder / "job0" / wave_file(sim)
     if not produced.is_file():
         raise FileNotFoundError(f"the simulator wrote no waveform at {produced}")
     target = Path(target)

@@ -47,8 +47,9 @@ from spikeforge.rtl.gateware.config_bus import (
     target_layout,
 )
 from spikeforge.rtl.gateware.widths import index_bits
+from spikeforge.rtl.harness.stimulus import SampleEncoder
 from spikeforge.sim.bundle import Bundle, Layer
-from spikeforge.sim.golden import sum_bound, synaptic_input
+from spikeforge.sim.golden import sum_bound
 
 FEEDS = ("auto", "pim", "sums")
 #: Widest LOAD value a core accumulates exactly (its accumulator is at most 32 bits).
@@ -304,51 +305,30 @@ class ChipPlan:
         """Passes over the buffer per sample."""
         return 1 if self.feed == "spikes" else self.bundle.timesteps
 
+    def encoder(self) -> SampleEncoder:
+        """The host's encoding of samples into input-buffer words for this chip's feed (a
+        plain object: the simulation harness unpickles it without the gateware)."""
+        ops = {"SPIKE": Op.SPIKE.value, "TICK": Op.TICK.value, "LOAD": Op.LOAD.value}
+        if self.feed == "spikes":
+            return SampleEncoder("spikes", ops)
+        if self.feed == "sums":
+            stage = self.stages[0]
+            return SampleEncoder(
+                "sums",
+                ops,
+                layer=self.bundle.layers[0],
+                value_bits=stage.value_bits,
+                value_shift=2 + stage.in_bits,
+            )
+        layout = self.periphery.in_layout()
+        offsets = (layout["index"].offset, layout["channel"].offset, layout["codes"].offset)
+        return SampleEncoder(
+            "pim", ops, pim=self.pim, offsets=offsets, adc_bits=self.periphery.adc_bits
+        )
+
     def sample_words(self, x: np.ndarray) -> list[list[int]]:
         """Input-buffer words for each sample of ``x`` (validated int64 inputs)."""
-        tick = Op.TICK.value
-        if self.feed == "spikes":
-            bits = self.stages[0].in_bits
-            words = []
-            for sample in x.reshape(x.shape[0], x.shape[1], -1):
-                w = []
-                for step in sample:
-                    w += [Op.SPIKE.value | int(i) << 2 for i in np.flatnonzero(step)]
-                    w.append(tick)
-                words.append(w)
-            assert bits >= 1
-            return words
-        if self.feed == "sums":
-            first = self.bundle.layers[0]
-            sums = synaptic_input(first, x, "int64")
-            stage = self.stages[0]
-            mask = (1 << stage.value_bits) - 1
-            shift = 2 + stage.in_bits
-            values = (sums.astype(np.int64) & mask).astype(object) << shift
-            heads = Op.LOAD.value | np.arange(sums.shape[1], dtype=object) << 2
-            words = values | heads  # object: words may be wider than 64 bits
-            return [[*words[k][sums[k] != 0].tolist(), tick] for k in range(len(sums))]
-        return self._pim_words(x)
-
-    def _pim_words(self, x: np.ndarray) -> list[list[int]]:
-        p, pim = self.periphery, self.pim
-        layout = p.in_layout()
-        off_i, off_c = layout["index"].offset, layout["channel"].offset
-        off_codes, mask = layout["codes"].offset, (1 << p.adc_bits) - 1
-        m = pim.mapping
-        codes = pim(x, keep_codes=True).codes  # [N, P, G, O(, B)]
-        flat = codes.reshape(*codes.shape[:4], -1) if codes.ndim == 5 else codes[..., None]
-        flat = flat.transpose(0, 3, 1, 2, 4).reshape(x.shape[0], m.channels, m.positions, -1)
-        packed = np.zeros(flat.shape[:3], dtype=object)
-        for f in range(flat.shape[-1]):  # each field's code at its place (object: > 64 bits)
-            packed = packed | (flat[..., f].astype(np.int64) & mask).astype(object) << (
-                off_codes + f * p.adc_bits
-            )
-        channel = np.arange(m.channels, dtype=object)[:, None]
-        position = np.arange(m.positions, dtype=object)[None, :]
-        heads = Op.LOAD.value | channel << off_c | (channel * m.positions + position) << off_i
-        words = (packed | heads).reshape(x.shape[0], -1)  # channel-major, then position
-        return [[*w.tolist(), Op.TICK.value] for w in words]
+        return self.encoder().words(x)
 
     def first_layer_sums(self, x: np.ndarray) -> np.ndarray | None:
         """Layer 1's sums as the chip computes them, when they may differ from exact ones."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from spikeforge.rtl.chip.top import ChipPlan
+from spikeforge.rtl.harness.stimulus import events_file, samples_file
 
 SPIKE, TICK, CLEAR = 0, 1, 2
 
@@ -80,8 +81,6 @@ def decode_events(events: np.ndarray, plan: ChipPlan, n: int) -> tuple[list[np.n
 
 def read_shell_output(folder: Path, k: int, plan: ChipPlan, n: int, n_reads: int) -> ShellOutput:
     """Chip ``k``'s output files in ``folder``, for ``n`` samples and ``n_reads`` reads each."""
-    from spikeforge.rtl.harness.shell import events_file, samples_file
-
     rows = read_numbers(folder / samples_file(k), 2 + n_reads)
     if len(rows) != n:
         raise ValueError(f"{folder / samples_file(k)}: {len(rows)} samples finished, not {n}")
@@ -96,8 +95,6 @@ def event_cycle(
     """The cycle of chip ``k``'s event that decides (sample, stage, step, neuron): the spike if
     the chip sent it, else the TICK that closed that step. ``sample`` counts within the folder's
     run. ``None`` when neither left the stage."""
-    from spikeforge.rtl.harness.shell import events_file
-
     events = read_numbers(folder / events_file(k), 5)
     mine = events[(events[:, 0] == sample) & (events[:, 1] == stage)]
     step_of = steps_within_samples(mine[:, 0], mine[:, 2] == TICK)

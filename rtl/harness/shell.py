@@ -24,33 +24,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 from spikeforge.rtl.chip.top import REPEAT_BITS, ChipPlan
+from spikeforge.rtl.harness.stimulus import (
+    STIM_WORDS,
+    ShellJob,
+    events_file,
+    reads_file,
+    samples_file,
+    stim_file,
+)
 
 #: The shell's top module name.
 SHELL_TOPLEVEL = "sf_chip_tb"
-#: Clock period the testbench drives ``clk`` with, in ns.
-SHELL_PERIOD_NS = 10
-#: Words the stimulus memory holds (one batch of samples, with their headers).
-STIM_WORDS = 1 << 18
-
-
-def stim_file(k: int) -> str:
-    return f"stim{k}.hex"
-
-
-def reads_file(k: int) -> str:
-    return f"reads{k}.hex"
-
-
-def events_file(k: int) -> str:
-    return f"events{k}.txt"
-
-
-def samples_file(k: int) -> str:
-    return f"samples{k}.txt"
 
 
 @dataclass(frozen=True)
@@ -70,6 +56,17 @@ class ShellChip:
     @property
     def reads(self) -> list[int]:
         return self.plan.v_out_reads() + self.plan.counter_reads()
+
+    def job(self) -> ShellJob:
+        """What the testbench needs to feed this chip (no gateware in it)."""
+        return ShellJob(
+            self.plan.encoder(),
+            stim_bits(self.plan),
+            self.batch_samples,
+            self.max_cycles,
+            self.plan.depth,
+            len(self.reads),
+        )
 
 
 def stim_bits(plan: ChipPlan) -> int:
@@ -291,25 +288,3 @@ module {SHELL_TOPLEVEL}(
   end
 endmodule
 """
-
-
-# -- files -------------------------------------------------------------------------------------
-
-
-def hex_lines(values: Sequence[int] | np.ndarray, bits: int) -> bytes:
-    """``values`` (non-negative, below ``2**bits``) as fixed-width hexadecimal lines."""
-    digits = -(-bits // 4)
-    return b"".join(b"%0*x\n" % (digits, int(v)) for v in values)
-
-
-def write_stimulus(path: Path, words: Sequence[Sequence[int]], plan: ChipPlan) -> int:
-    """One batch's stimulus file: the sample count, then each sample's word count and words.
-    Returns the number of lines (memory words) written."""
-    values: list[int] = [len(words)]
-    for sample in words:
-        values.append(len(sample))
-        values.extend(sample)
-    if len(values) > STIM_WORDS:
-        raise ValueError(f"a batch of {len(values)} words does not fit {STIM_WORDS}")
-    Path(path).write_bytes(hex_lines(values, stim_bits(plan)))
-    return len(values)

@@ -1,11 +1,11 @@
 """cocotb testbench: chips in the ``sf_chip_tb`` shell (``spikeforge.rtl.harness.shell``) over
 a range of samples.
 
-Python wakes once per batch: it writes each chip's stimulus file for the batch (the sample
-words of ``ChipPlan.sample_words``), toggles ``go`` and waits for ``batches_done`` to count
-the batch. The shell drives every word, start pulse and configuration read and writes every
-stage event and read answer to its files itself; ``spikeforge.rtl.harness.output`` reads them
-back on the host.
+Python wakes once per batch: it writes each chip's stimulus file for the batch (the words of
+``ChipPlan.encoder``, unpickled without the gateware, so Amaranth is never imported here),
+toggles ``go`` and waits for ``batches_done`` to count the batch. The shell drives every word,
+start pulse and configuration read and writes every stage event and read answer to its files
+itself; ``spikeforge.rtl.harness.output`` reads them back on the host.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import with_timeout
 from cocotb.utils import get_sim_time
-from spikeforge.rtl.harness.shell import (
+from spikeforge.rtl.harness.stimulus import (
     SHELL_PERIOD_NS,
-    ShellChip,
+    ShellJob,
     stim_file,
     write_stimulus,
 )
@@ -30,11 +30,11 @@ from spikeforge.sim.testbenches.case import load_case, write_report
 
 
 class ChipJob:
-    """One chip's share of the run: its plan, inputs and the sample range to simulate."""
+    """One chip's share of the run: what feeds it, its inputs and the sample range."""
 
     def __init__(self, spec: dict[str, Any]):
         with open(spec["plan"], "rb") as f:
-            self.shell: ShellChip = pickle.load(f)
+            self.shell: ShellJob = pickle.load(f)
         self.x = np.load(spec["inputs"], mmap_mode="r")
         self.lo, self.hi = spec["range"]
         self.batch = self.shell.batch_samples
@@ -47,13 +47,13 @@ class ChipJob:
         """Write batch ``b``'s stimulus for chip ``k``; returns its samples and words."""
         lo = min(self.hi, self.lo + b * self.batch)
         hi = min(self.hi, lo + self.batch)
-        words = self.shell.plan.sample_words(np.asarray(self.x[lo:hi])) if hi > lo else []
-        write_stimulus(Path(stim_file(k)), words, self.shell.plan)
+        words = self.shell.encoder.words(np.asarray(self.x[lo:hi])) if hi > lo else []
+        write_stimulus(Path(stim_file(k)), words, self.shell.stim_bits)
         return hi - lo, sum(len(w) for w in words)
 
     def batch_ns(self) -> int:
         """A bound on one batch's simulated time (the hang detector behind the shell's own)."""
-        per = self.shell.max_cycles + self.shell.plan.depth + len(self.shell.reads) + 16
+        per = self.shell.max_cycles + self.shell.depth + self.shell.n_reads + 16
         return 2 * self.batch * per * SHELL_PERIOD_NS + 1_000_000
 
 

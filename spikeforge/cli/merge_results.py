@@ -34,9 +34,8 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
+    from spikeforge import api
     from spikeforge.cli.errors import UsageError, user_errors
-    from spikeforge.sim.files import check_output_file
-    from spikeforge.sim.results import merge_results, write_npz_atomic
 
     parts = [Path(p) for p in args.parts]
     out = Path(args.out)
@@ -44,10 +43,9 @@ def main(args: argparse.Namespace) -> int:
         if _same(out, part):
             raise UsageError(f"--out {out} is the input {part}; choose another output")
     try:
-        check_output_file(out, inside_forbidden=parts, parents=True)
-        arrays, info = merge_results(parts)
-        write_npz_atomic(out, arrays, inside_forbidden=parts)
+        arrays = api.merge_results(parts, out)
     except user_errors() as exc:
         raise UsageError(str(exc)) from None
-    print(f"merged {info['parts']} shards: {info['total']} samples -> {args.out}")
+    samples = len(next(iter(arrays.values()))) if arrays else 0
+    print(f"merged {len(parts)} shards: {samples} samples -> {args.out}")
     return 0

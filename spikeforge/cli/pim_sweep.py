@@ -8,6 +8,7 @@ written. The work is ``spikeforge.api.pim_sweep``.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from spikeforge.api import COMBINE_CHOICES, DATASETS
 from spikeforge.checks import INT_RANGES
@@ -157,7 +158,7 @@ def main(args: argparse.Namespace) -> int:
             rows_active=args.rows_active,
             limit=args.limit,
             title=Path(args.bundle).resolve().name,
-            log=print,
+            log=partial(print, flush=True),  # progress lines reach a log file at once
         )
     except user_errors() as exc:
         raise UsageError(str(exc)) from None

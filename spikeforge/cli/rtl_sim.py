@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 
 from spikeforge.api import SIMULATORS
 from spikeforge.checks import INT_RANGES
@@ -94,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
             shard=args.shard,
             wave=args.wave,
             **chip_options(args),
-            log=print,
+            log=partial(print, flush=True),  # progress lines reach a log file at once
         )
     except user_errors() as exc:
         raise UsageError(str(exc)) from None

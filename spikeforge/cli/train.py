@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 from spikeforge.api import DEFAULTS, TRAIN_CHOICES
@@ -181,7 +182,7 @@ def main(args: argparse.Namespace) -> int:
         processes = _start_processes(args, config)
         trainer = Trainer(
             progress=not args.no_progress and processes.is_main,
-            log=print if processes.is_main else _quiet,
+            log=partial(print, flush=True) if processes.is_main else _quiet,
             processes=processes,
             loader=args.loader,
         )
@@ -208,7 +209,7 @@ def main(args: argparse.Namespace) -> int:
             force=args.force,
             trainer=trainer,
             fit=fit,
-            log=print if processes.is_main else _quiet,
+            log=partial(print, flush=True) if processes.is_main else _quiet,
         )
     except user_errors() as exc:
         raise UsageError(_option_message(exc)) from None
