@@ -102,9 +102,11 @@ class PimPeriphery(wiring.Component):
     the host; ``corr`` writes the per-channel offset-binary correction table (``en``, ``addr``,
     ``data``), which starts from ``corrections``.
 
-    **Timing**: ``i.ready`` is high whenever the output register is empty or being taken, so
-    with an always-ready consumer every event costs one cycle, and the output follows one cycle
-    after acceptance.
+    **Timing**: two registered stages, the column sum and correction read, then the shifts
+    and the output (so the ADC-code adder tree and the two shifters are not one path). The
+    pipeline moves whenever the output register is empty or being taken, and ``i.ready`` is
+    high then or while the first stage is empty: with an always-ready consumer every event costs
+    one cycle, and the output follows two cycles after acceptance.
     """
 
     def __init__(self, params: PeripheryParams, corrections: list[int] | None = None):
@@ -147,20 +149,38 @@ class PimPeriphery(wiring.Component):
                 terms.append(-(code << (place.bit_length() - 1)) if place < 0 else code * place)
         total = Signal(signed(p.load_bits), name="total")
         m.d.comb += total.eq(sum(terms[1:], terms[0]))
+
+        # Stage 1: the event, its column sum and its channel's correction, registered.
+        s1_valid = Signal(name="s1_valid")
+        s1_op = Signal.like(self.i.payload.op, name="s1_op")
+        s1_index = Signal.like(self.i.payload.index, name="s1_index")
+        s1_total = Signal.like(total, name="s1_total")
+        s1_corr = Signal.like(read.data, name="s1_corr")
+        advance = Signal()
+        m.d.comb += [
+            advance.eq(~self.o.valid | self.o.ready),
+            self.i.ready.eq(advance | ~s1_valid),
+        ]
+        with m.If(self.i.ready):
+            m.d.sync += [
+                s1_valid.eq(self.i.valid),
+                s1_op.eq(self.i.payload.op),
+                s1_index.eq(self.i.payload.index),
+                s1_total.eq(total),
+                s1_corr.eq(read.data),
+            ]
+
+        # Stage 2: shifts, and the output register (a LOAD of value 0 is dropped).
         y = Signal(signed(p.load_bits), name="y")
-        m.d.comb += y.eq((total << self.lsb_shift) - read.data)
+        m.d.comb += y.eq((s1_total << self.lsb_shift) - s1_corr)
         value = Signal(signed(p.load_bits), name="value")
         m.d.comb += value.eq(y >> self.input_shift)
-
-        is_load = self.i.payload.op == Op.LOAD
-        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
-        with m.If(self.i.valid & self.i.ready):
+        is_load = s1_op == Op.LOAD
+        with m.If(advance):
             m.d.sync += [
-                self.o.payload.op.eq(self.i.payload.op),
-                self.o.payload.index.eq(self.i.payload.index),
+                self.o.payload.op.eq(s1_op),
+                self.o.payload.index.eq(s1_index),
                 self.o.payload.value.eq(Mux(is_load, value, 0)),
-                self.o.valid.eq(~is_load | (value != 0)),
+                self.o.valid.eq(s1_valid & (~is_load | (value != 0))),
             ]
-        with m.Elif(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
         return m
