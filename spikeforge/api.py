@@ -402,36 +402,65 @@ def chip_options(
     )
 
 
+#: What ``verilog`` writes as the top: the chip behind AXI (default), or the bare chip.
+VERILOG_TOPS = ("axi", "chip")
+
+
 def verilog(
     bundle: BundleLike,
     out_dir: PathLike,
     *,
     name: str = "sf_chip",
     lint: bool = False,
+    top: str = "axi",
     **options: Any,
 ) -> VerilogResult:
     """Write ``bundle``'s whole chip as ``out_dir/NAME.v`` plus its integration note
-    ``out_dir/NAME.md``; ``options`` are ``chip_options``'s. Other files in ``out_dir`` stay."""
-    from spikeforge.rtl.chip.notes import integration_note
-    from spikeforge.rtl.chip.top import chip_summary, chip_verilog, plan_chip
+    ``out_dir/NAME.md``; with ``top="axi"`` (the default) the chip sits behind AXI4-Stream and
+    AXI4-Lite and its register map comes too (``NAME_regs.md``, C header ``NAME_regs.h``).
+    ``options`` are ``chip_options``'s. Other files in ``out_dir`` stay."""
+    from spikeforge.rtl.chip.top import chip_summary, plan_chip
 
     _check_name(name)
+    if top not in VERILOG_TOPS:
+        raise OptionError(f"top must be one of {list(VERILOG_TOPS)}, got {top!r}")
+    names = [f"{name}.v", f"{name}.md"]
+    if top == "axi":
+        names += [f"{name}_regs.md", f"{name}_regs.h"]
     out = output_dir(
-        out_dir,
-        bundle_files(bundle),
-        allow_nonempty=lambda _p: True,
-        names=(f"{name}.v", f"{name}.md"),
+        out_dir, bundle_files(bundle), allow_nonempty=lambda _p: True, names=tuple(names)
     )
-    plan = plan_chip(as_bundle(bundle), chip_options(**options))
-    text = chip_verilog(plan, name)
+    loaded = as_bundle(bundle)
+    plan = plan_chip(loaded, chip_options(**options))
+    texts = _axi_texts(plan, loaded, name) if top == "axi" else _chip_texts(plan, name)
     _make_dir(out)
-    paths = [out / f"{name}.v", out / f"{name}.md"]
-    atomic_write_bytes(paths[0], text.encode())
-    atomic_write_bytes(paths[1], integration_note(plan, text, name).encode())
+    paths = [out / n for n in names]
+    for path, text in zip(paths, texts, strict=True):
+        atomic_write_bytes(path, text.encode())
     result = VerilogResult(paths, chip_summary(plan))
     if lint:
         result.lint_ok, result.lint_log = _lint(paths[0], name)
     return result
+
+
+def _chip_texts(plan, name: str) -> list[str]:
+    from spikeforge.rtl.chip.notes import integration_note
+    from spikeforge.rtl.chip.top import chip_verilog
+
+    text = chip_verilog(plan, name)
+    return [text, integration_note(plan, text, name)]
+
+
+def _axi_texts(plan, bundle: Bundle, name: str) -> list[str]:
+    from spikeforge.rtl.axi.notes import axi_integration_note
+    from spikeforge.rtl.axi.registers import c_header, markdown, register_map
+    from spikeforge.rtl.axi.top import AxiChip
+    from spikeforge.rtl.gateware.emit import convert
+    from spikeforge.sim.bundle import bundle_digest
+
+    regs = register_map(plan, int(bundle_digest(bundle)[:8], 16), name)
+    text = convert(AxiChip(plan, regs), name)
+    return [text, axi_integration_note(plan, regs, text, name), markdown(regs), c_header(regs)]
 
 
 def verilog_core(out: PathLike, *, name: str = "sf_core", lint: bool = False, **params: Any):

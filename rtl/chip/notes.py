@@ -22,7 +22,8 @@ def ports(verilog: str, module: str) -> list[tuple[str, int, str]]:
     return found
 
 
-def _word_format(plan: ChipPlan) -> list[str]:
+def word_format(plan: ChipPlan) -> list[str]:
+    """The input words of the chip's feed, as lines of Markdown."""
     if plan.periphery is not None:
         layout, p = plan.periphery.in_layout(), plan.periphery
         return [
@@ -88,7 +89,7 @@ def integration_note(plan: ChipPlan, verilog: str, name: str) -> str:
         "",
         "Word format:",
         "",
-        *_word_format(plan),
+        *word_format(plan),
         "",
         "## Reading the result",
         "",

@@ -1,7 +1,9 @@
 """``spikeforge verilog``: a bundle's chip, or one core, as Verilog.
 
-``spikeforge verilog BUNDLE --out DIR`` writes ``DIR/NAME.v`` (the whole chip, weights as memory
-initial contents) and ``DIR/NAME.md`` (ports and integration note). Without a bundle the core
+``spikeforge verilog BUNDLE --out DIR`` writes ``DIR/NAME.v`` (the whole chip behind AXI4-Stream
+and AXI4-Lite, weights as memory initial contents), ``DIR/NAME.md`` (ports and integration note),
+``DIR/NAME_regs.md`` and ``DIR/NAME_regs.h`` (the register map); ``--top chip`` writes the bare
+chip and its note. Without a bundle the core
 options make one core: ``spikeforge verilog --n-axons 64 --n-neurons 32 --lanes 4 --out core.v``.
 The work is ``spikeforge.api.verilog`` / ``verilog_core``.
 """
@@ -88,6 +90,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated leak modes built in hardware, from {', '.join(LEAK_MODES)} "
         "(default: all)",
     )
+    add(
+        "--top",
+        choices=("axi", "chip"),
+        default="axi",
+        help="with a bundle: the chip behind AXI4-Stream/AXI4-Lite with its register map "
+        "(axi, default) or the bare chip (chip)",
+    )
     add("--name", help="Verilog module name, an identifier (default sf_chip, or sf_core)")
     add("--out", required=True, help="a .v file, or a directory for NAME.v (and NAME.md)")
     add("--lint", action="store_true", help="run verilator --lint-only -Wall on the result")
@@ -115,9 +124,10 @@ def main(args: argparse.Namespace) -> int:
                 args.out,
                 name=args.name or "sf_chip",
                 lint=args.lint,
+                top=args.top,
                 **chip_options(args),
             )
-            print(f"wrote {result.paths[0]} and {result.paths[1]}")
+            print("wrote " + ", ".join(str(p) for p in result.paths))
             print("\n".join(result.summary))
         else:
             if args.n_axons is None or args.n_neurons is None:

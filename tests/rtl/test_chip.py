@@ -262,7 +262,8 @@ def test_rtl_sim_cli_usage_errors(tmp_path, capsys):
 def test_verilog_cli_writes_chip_and_note(tmp_path, capsys):
     rng = np.random.default_rng(14)
     _saved(random_bundle(rng, "direct", 3), tmp_path / "b")
-    rc = cli.main(["verilog", str(tmp_path / "b"), "--out", str(tmp_path / "hw"), "--lint"])
+    hw = str(tmp_path / "hw")
+    rc = cli.main(["verilog", str(tmp_path / "b"), "--out", hw, "--lint", "--top", "chip"])
     assert rc == 0, capsys.readouterr().err
     text = (tmp_path / "hw" / "sf_chip.v").read_text()
     note = (tmp_path / "hw" / "sf_chip.md").read_text()
@@ -272,5 +273,24 @@ def test_verilog_cli_writes_chip_and_note(tmp_path, capsys):
         assert f"`{port}`" in note, port
     for heading in ("## Ports", "## Feeding a sample", "## Reading the result"):
         assert heading in note
+    assert not (tmp_path / "hw" / "sf_chip_regs.h").exists()
+
+
+def test_verilog_cli_writes_the_axi_top_by_default(tmp_path, capsys):
+    rng = np.random.default_rng(14)
+    _saved(random_bundle(rng, "direct", 3), tmp_path / "b")
+    rc = cli.main(["verilog", str(tmp_path / "b"), "--out", str(tmp_path / "hw"), "--lint"])
+    assert rc == 0, capsys.readouterr().err
+    hw = tmp_path / "hw"
+    text, note = (hw / "sf_chip.v").read_text(), (hw / "sf_chip.md").read_text()
+    assert "module sf_chip(" in text and "module \\sf_chip.chip (" in text
+    for port in ("s_axis_tdata", "s_axis_tlast", "m_axis_tready", "s_axil_awaddr", "irq"):
+        assert f"`{port}`" in note, port
+    for heading in ("## Ports", "## Input stream", "## Result stream", "## One sample",
+                    "## Instantiation", "## Configuration window"):  # fmt: skip
+        assert heading in note, heading
+    header = (hw / "sf_chip_regs.h").read_text()
+    assert "#define SF_CHIP_ID 0x000u" in header and "SF_CHIP_CORE0_WEIGHT(axon, neuron)" in header
+    assert "| 0x014 | CTRL | RW |" in (hw / "sf_chip_regs.md").read_text()
     assert cli.main(["verilog", "--out", str(tmp_path / "x")]) == 2
     assert "--n-axons" in capsys.readouterr().err
