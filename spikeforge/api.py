@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from spikeforge.rtl_flow import Mismatch, RtlRun, Waveform
 
 __all__ = [
+    "AxiSimResult",
     "Bundle",
     "BundleError",
     "GoldenResult",
@@ -72,6 +73,7 @@ __all__ = [
     "merge_results",
     "pim_sweep",
     "rtl_sim",
+    "rtl_sim_axi",
     "run",
     "save_bundle",
     "train",
@@ -754,6 +756,108 @@ def rtl_sim(
         where,
         waveform,
     )
+
+
+@dataclass
+class AxiSimResult:
+    """``rtl_sim_axi``'s run through the AXI top, the golden run, and the first difference."""
+
+    run: Any  # spikeforge.axi_sim.AxiRun
+    golden: GoldenResult
+    mismatch: Mismatch | None
+    labels: np.ndarray | None
+    sim: str
+    seconds: float
+    path: Path | None
+
+    def report(self) -> str:
+        run, n = self.run, self.run.cycles.shape[0]
+        n_out = run.arrays["v_out"].shape[1]
+        same = "all equal" if self.mismatch is None else "DIFFERENT"
+        lines = [
+            f"compared through the AXI top: {n} result records, {n * n_out} output potentials "
+            f"and {n} predictions: {same}",
+        ]
+        if self.labels is not None and n:
+            rtl = float(np.mean(run.arrays["pred"] == self.labels))
+            gold = float(np.mean(self.golden.pred == self.labels))
+            lines.append(f"accuracy: rtl {rtl:.4f}, golden {gold:.4f}")
+        if n:
+            c = run.cycles
+            lines.append(
+                f"cycles per sample in the chip: mean {c.mean():.0f}, min {c.min()}, "
+                f"max {c.max()} (total {int(c.sum())})"
+            )
+        lines += [run.speed_line(), f"wall time: {self.seconds:.1f} s"]
+        return "\n".join(lines)
+
+
+def rtl_sim_axi(
+    bundle: BundleLike,
+    x: np.ndarray | PathLike,
+    *,
+    labels: np.ndarray | PathLike | None = None,
+    limit: int | None = None,
+    sim: str = "verilator",
+    out: PathLike | None = None,
+    build_dir: PathLike | None = None,
+    gap_p: float = 0.0,
+    backpressure_p: float = 0.0,
+    log: Log = None,
+    **options: Any,
+) -> AxiSimResult:
+    """Run ``bundle`` through its AXI-wrapped chip (``spikeforge.axi_sim``) and compare the
+    output potentials and predictions with the golden model; writes ``pred`` and ``v_out`` to
+    ``out``. ``gap_p`` / ``backpressure_p``: random pauses on the input / output stream.
+    ``options`` are ``chip_options``'s."""
+    from spikeforge.axi_sim import run_axi
+    from spikeforge.rtl.chip.top import plan_chip
+    from spikeforge.rtl_flow import first_mismatch
+    from spikeforge.sim import golden
+    from spikeforge.sim.flow import SimulationFailed, check_simulator
+
+    start = time.perf_counter()
+    check_choice("sim", sim, SIMULATORS)
+    for name, p in (("gap_p", gap_p), ("backpressure_p", backpressure_p)):
+        if not 0.0 <= p < 1.0:
+            raise OptionError(f"{name} must be in [0, 1), got {p}")
+    inputs = bundle_files(bundle)
+    inputs += [Path(p) for p in (x, labels) if p is not None and not isinstance(p, np.ndarray)]
+    target = output_file(out, inputs) if out is not None else None
+    build = None
+    if build_dir is not None:
+        build = output_dir(build_dir, inputs, allow_nonempty=lambda p: (p / "sf_chip.v").is_file())
+    model = as_bundle(bundle)
+    array, labels = _inputs(x, labels, limit)
+    array = golden.check_input(model, array)
+    check_memory(
+        2 * golden_bytes(model, array.shape[0]),
+        f"the run of {array.shape[0]} samples x {model.timesteps} steps",
+    )
+    plan = plan_chip(model, chip_options(**options))
+    check_simulator(sim)
+    want = golden.run(model, array, first_layer_sums=plan.first_layer_sums(array))
+    temporary = build is None
+    build = build or Path(tempfile.mkdtemp(prefix="spikeforge-axi-"))
+    if log:
+        log(f"rtl-sim --top axi: building and running the AXI top in {build}")
+    try:
+        run = run_axi(
+            plan, array, sim=sim, build_dir=build, gap_p=gap_p, backpressure_p=backpressure_p
+        )
+    except SimulationFailed:
+        raise  # the build directory stays: its logs say why
+    except BaseException:
+        if temporary:
+            shutil.rmtree(build, ignore_errors=True)
+        raise
+    if temporary:
+        shutil.rmtree(build, ignore_errors=True)
+    mismatch = first_mismatch(model, run.arrays, want.result_arrays())
+    if target is not None:
+        _write_npz(target, run.arrays)
+    seconds = time.perf_counter() - start
+    return AxiSimResult(run, want, mismatch, labels, sim, seconds, target)
 
 
 def _wave(plan, part, mismatch, lo: int, sim: str, build: Path, target, log) -> Waveform:

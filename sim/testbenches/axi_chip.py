@@ -38,7 +38,8 @@ from spikeforge.sim.testbenches.harness import PERIOD_NS, start
 RECORD_TIMEOUT_CYCLES = 200_000
 
 
-def _pauses(rng: random.Random, p: float):
+def pauses(rng: random.Random, p: float):
+    """A pause generator for cocotbext-axi: pause each cycle with probability ``p``."""
     while True:
         yield rng.random() < p
 
@@ -126,8 +127,8 @@ async def axi_chip(dut: Any) -> None:
 
     # 3. every sample, random gaps in, random back-pressure out
     await host.write("CTRL", 0b11)  # both interrupt enables
-    host.source.set_pause_generator(_pauses(rng, case["gap_p"]))
-    host.sink.set_pause_generator(_pauses(rng, case["backpressure_p"]))
+    host.source.set_pause_generator(pauses(rng, case["gap_p"]))
+    host.sink.set_pause_generator(pauses(rng, case["backpressure_p"]))
     samples = case["samples"]
 
     async def send_all() -> None:

@@ -65,11 +65,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "partial result for 'spikeforge merge-results'",
     )
     add(
+        "--top",
+        choices=("chip", "axi"),
+        default="chip",
+        help="chip: the bare chip in the fast harness, every spike compared (default); axi: "
+        "the AXI-wrapped chip (spikeforge verilog's default top) through cocotbext-axi, its "
+        "output potentials and predictions compared",
+    )
+    add(
+        "--stream-pauses",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="with --top axi: pause the input stream and hold back the output stream in each "
+        "cycle with probability P (0 <= P < 1; default 0)",
+    )
+    add(
         "--wave",
         action="store_true",
         help="on a mismatch, re-run the first differing sample with waveform tracing and write "
         "RESULT.sampleS.fst next to --out",
     )
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
+    return value
+
+
+def _main_axi(args: argparse.Namespace, x, labels) -> int:
+    """``--top axi``: the samples through the AXI-wrapped chip."""
+    from spikeforge import api
+    from spikeforge.cli.errors import EXIT_DIFFERS, UsageError, user_errors
+
+    if args.jobs != 1 or args.shard or args.wave:
+        raise UsageError("--jobs, --shard and --wave go with --top chip (the fast harness)")
+    try:
+        result = api.rtl_sim_axi(
+            args.bundle,
+            x,
+            labels=labels,
+            limit=args.limit,
+            sim=args.sim,
+            out=args.out,
+            build_dir=args.build_dir,
+            gap_p=args.stream_pauses,
+            backpressure_p=args.stream_pauses,
+            **chip_options(args),
+            log=partial(print, flush=True),
+        )
+    except user_errors() as exc:
+        raise UsageError(str(exc)) from None
+    print(result.report())
+    print(f"wrote {args.out}")
+    if result.mismatch is not None:
+        print(f"rtl-sim: {result.mismatch}", file=sys.stderr)
+        return EXIT_DIFFERS
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
@@ -83,6 +140,10 @@ def main(args: argparse.Namespace) -> int:
             if args.labels:
                 raise UsageError("--labels goes with --input (a dataset split has its labels)")
             x, labels = api.dataset_split(args.bundle, args.dataset_split, args.data)
+        if args.top == "axi":
+            return _main_axi(args, x, labels)
+        if args.stream_pauses:
+            raise UsageError("--stream-pauses goes with --top axi")
         result = api.rtl_sim(
             args.bundle,
             x,

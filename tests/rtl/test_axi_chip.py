@@ -148,3 +148,26 @@ def test_register_map_documents_and_header_agree_with_the_map():
     assert len({r.offset for r in regs.registers}) == len(regs.registers)
     assert all(r.offset < regs.window_base for r in regs.registers)
     assert "SF_CHIP_CORE0_WEIGHT(axon, neuron)" in header
+
+
+def test_rtl_sim_top_axi_equals_the_fast_harness(simulator, tmp_path, capsys):
+    from spikeforge.sim.bundle import save_bundle
+
+    from spikeforge import cli
+
+    bundle, *_ = _case("spikes")
+    save_bundle(bundle, tmp_path / "b")
+    x = random_inputs(np.random.default_rng(SEED), bundle, 6)
+    np.save(tmp_path / "x.npy", x)
+    common = ["rtl-sim", str(tmp_path / "b"), "--input", str(tmp_path / "x.npy"), "--sim",
+              simulator, "--lanes", "4"]  # fmt: skip
+    axi = [*common, "--top", "axi", "--stream-pauses", "0.3", "--out", str(tmp_path / "a.npz")]
+    assert cli.main(axi) == 0, capsys.readouterr().err
+    assert "6 result records, " in capsys.readouterr().out
+    assert cli.main([*common, "--out", str(tmp_path / "c.npz")]) == 0, capsys.readouterr().err
+    a, c = np.load(tmp_path / "a.npz"), np.load(tmp_path / "c.npz")
+    assert sorted(a.files) == ["pred", "v_out"] and a["v_out"].shape == (6, bundle.layers[-1].n_out)
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], c[key])
+    rc = cli.main([*common, "--top", "axi", "--jobs", "2", "--out", str(tmp_path / "j.npz")])
+    assert rc == 2 and "--top chip" in capsys.readouterr().err
