@@ -447,9 +447,10 @@ def verilog(
 
 def _chip_texts(plan, name: str) -> list[str]:
     from spikeforge.rtl.chip.notes import integration_note
-    from spikeforge.rtl.chip.top import chip_verilog
+    from spikeforge.rtl.chip.top import Chip
+    from spikeforge.rtl.gateware.emit import convert
 
-    text = chip_verilog(plan, name)
+    text = convert(Chip(plan), name, waivers="lines")
     return [text, integration_note(plan, text, name)]
 
 
@@ -461,7 +462,7 @@ def _axi_texts(plan, bundle: Bundle, name: str) -> list[str]:
     from spikeforge.sim.bundle import bundle_digest
 
     regs = register_map(plan, int(bundle_digest(bundle)[:8], 16), name)
-    text = convert(AxiChip(plan, regs), name)
+    text = convert(AxiChip(plan, regs), name, waivers="lines")
     return [text, axi_integration_note(plan, regs, text, name), markdown(regs), c_header(regs)]
 
 
@@ -488,7 +489,7 @@ def verilog_core(out: PathLike, *, name: str = "sf_core", lint: bool = False, **
         path = output_file(out)
     else:
         path = output_dir(out, allow_nonempty=lambda _p: True, names=(f"{name}.v",)) / f"{name}.v"
-    text = core_verilog(core, name=name)
+    text = core_verilog(core, name=name, waivers="lines")
     _make_dir(path.parent)
     atomic_write_bytes(path, text.encode())
     result = VerilogResult([path], [f"{core.groups} lane groups, acc_bits {core.acc_bits}"])

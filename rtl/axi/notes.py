@@ -71,8 +71,9 @@ def axi_integration_note(plan: ChipPlan, regs: RegisterMap, verilog: str, name: 
         "modes are the memories' and registers' initial contents, so it runs without "
         "programming; a host can load another bundle of the same shape through the AXI-Lite "
         f"configuration window. Register map: `{name}_regs.md`; C header: `{name}_regs.h`. "
-        "One clock `clk`, synchronous active-high reset `rst` (registers to their reset "
-        "values; memories keep their contents).",
+        "One clock `clk`, synchronous active-high reset `rst`: it resets the run state; the "
+        "configuration (the cores' registers and memories, the chip's PIM registers) keeps "
+        "what was last written, so a reset never mixes old and new settings.",
         "",
         "## Architecture",
         "",

@@ -581,7 +581,9 @@ class _CoreGateware:
             self.bias_rp = self.bias_mem.read_port()
 
     def _registers(self, m: Module) -> None:
-        """CTRL registers (reset to ``init``), and the pipeline's stall signal."""
+        """CTRL registers and the pipeline's stall signal. The CTRL registers start from
+        ``init`` and, like the memories, are not reset: a reset never leaves a mix of new
+        memories and old registers; the configuration is what was last written."""
         p = self.params
         layout = neuron_config_layout(p.v_bits, p.acc_bits, p.max_frac)
         values = self.init.ctrl_values(p)
@@ -596,8 +598,9 @@ class _CoreGateware:
                 "k": values[Reg.K],
                 "input_shift": values[Reg.INPUT_SHIFT],
             },
+            reset_less=True,
         )
-        self.theta_reg = Signal(signed(p.v_bits), init=values[Reg.THETA])
+        self.theta_reg = Signal(signed(p.v_bits), init=values[Reg.THETA], reset_less=True)
         self.advance = Signal()
         self.idle = Signal()
         self.clear_counters = Signal()
@@ -1084,13 +1087,18 @@ def for_layer(
 
 
 def verilog(
-    core: type[Core], params: CoreParams, init: CoreConfig | None = None, name: str | None = None
+    core: type[Core],
+    params: CoreParams,
+    init: CoreConfig | None = None,
+    name: str | None = None,
+    waivers: str = "file",
 ) -> str:
     """Verilog of a ``core`` with these parameters (memory contents ``init``), lint waivers
-    included; the module is ``name``, ``core.MODULE_NAME`` by default."""
+    placed per ``waivers`` (``spikeforge.rtl.gateware.emit.convert``); the module is ``name``,
+    ``core.MODULE_NAME`` by default."""
     from spikeforge.rtl.gateware.emit import convert
 
-    return convert(core(params, init), name or core.MODULE_NAME)
+    return convert(core(params, init), name or core.MODULE_NAME, waivers)
 
 
 def core_for_layer(layer, **options) -> tuple[CoreParams, CoreConfig]:
@@ -1098,6 +1106,8 @@ def core_for_layer(layer, **options) -> tuple[CoreParams, CoreConfig]:
     return for_layer(Core, layer, **options)
 
 
-def core_verilog(params: CoreParams, init: CoreConfig | None = None, name: str = "sf_core") -> str:
-    """``verilog(Core, params, init, name)``."""
-    return verilog(Core, params, init, name)
+def core_verilog(
+    params: CoreParams, init: CoreConfig | None = None, name: str = "sf_core", waivers: str = "file"
+) -> str:
+    """``verilog(Core, params, init, name, waivers)``."""
+    return verilog(Core, params, init, name, waivers)

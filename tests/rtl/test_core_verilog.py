@@ -36,6 +36,31 @@ def test_waiver_list_is_short_and_needed(tmp_path):
     assert kinds == set(LINT_WAIVERS)
 
 
+@pytest.mark.parametrize("params", LINT_PARAMS[:2], ids=lambda p: f"{p.n_axons}x{p.n_neurons}")
+def test_line_waivers_cover_only_their_lines(params, tmp_path):
+    """The Verilog users get: clean alone, every lint_off inside a lint_save/lint_restore pair
+    around one line, and a user's file linted after it still gets its own warnings."""
+    text = core_verilog(params, waivers="lines")
+    assert_lint_clean(text, "sf_core", tmp_path)
+    lines = text.splitlines()
+    pairs = 0
+    for k, line in enumerate(lines):
+        if "lint_off" in line:
+            assert line.startswith("/* verilator lint_save */"), line
+            assert lines[k + 2] == "/* verilator lint_restore */", lines[k : k + 3]
+            pairs += 1
+    assert pairs > 10
+    assert "lint_off" not in "\n".join(lines[:12])  # no file-wide waiver at the top
+    # a waivable warning on a line of the same file that has no waiver is still reported
+    # (the file-wide header would hide it)
+    extra = "module extra(input [3:0] a, output [7:0] y);\n  assign y = a;\nendmodule\n"
+    for waivers, reported in (("lines", True), ("file", False)):
+        path = tmp_path / f"{waivers}.v"
+        path.write_text(core_verilog(params, waivers=waivers) + extra)
+        found = lint(path, "extra").stderr
+        assert ("%Warning-WIDTHEXPAND" in found) == reported, (waivers, found[-2000:])
+
+
 def test_combinational_kick_rewrite():
     yosys = "module m;\n  reg \\$auto$verilog_backend.cc:2355:dump_module$1  = 0;\nendmodule\n"
     fixed = kick_combinational(yosys)
