@@ -10,6 +10,7 @@ paths before any expensive work, and raises a ``ValueError`` subclass naming the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import json
@@ -682,10 +683,8 @@ def rtl_sim(
     is built; a failed build or simulation raises ``SimulationFailed`` naming its log and keeps
     the build directory.
     """
-    from spikeforge.rtl.chip.top import plan_chip
     from spikeforge.rtl_flow import counter_mismatches, first_mismatch, locate, run_chip
     from spikeforge.sim import golden
-    from spikeforge.sim.flow import SimulationFailed, check_simulator
     from spikeforge.sim.results import parse_shard, shard_range
 
     start = time.perf_counter()
@@ -693,12 +692,7 @@ def rtl_sim(
     jobs = check_int("jobs", jobs)
     if isinstance(shard, str):
         shard = parse_shard(shard)
-    inputs = bundle_files(bundle)
-    inputs += [Path(p) for p in (x, labels) if p is not None and not isinstance(p, np.ndarray)]
-    target = output_file(out, inputs) if out is not None else None
-    build = None
-    if build_dir is not None:
-        build = output_dir(build_dir, inputs, allow_nonempty=lambda p: (p / "sf_chip.v").is_file())
+    target, build = _run_paths(bundle, x, labels, out, build_dir)
     if wave and target is None and build is None:
         raise OptionError("wave needs out or build_dir: the waveform is written next to them")
     model = as_bundle(bundle)
@@ -711,32 +705,16 @@ def rtl_sim(
             raise OptionError(f"shard {shard[0]}/{shard[1]} of {total} samples is empty")
     part = array[lo:hi]
     labels = None if labels is None else labels[lo:hi]
-    check_memory(
-        2 * golden_bytes(model, part.shape[0]),
-        f"the run of {part.shape[0]} samples x {model.timesteps} steps",
-    )
-    plan = plan_chip(model, chip_options(**options))
-    check_simulator(sim)
-    want = golden.run(model, part, first_layer_sums=plan.first_layer_sums(part))
-    temporary = build is None
-    build = build or Path(tempfile.mkdtemp(prefix="spikeforge-rtl-"))
-    if log:
-        log(f"rtl-sim: building and running the chip in {build}")
-    try:
+    plan, want = _plan_and_golden(model, part, sim, options)
+    with _build_folder(build, "spikeforge-rtl-") as build:
+        if log:
+            log(f"rtl-sim: building and running the chip in {build}")
         chip = run_chip(model, part, sim=sim, build_dir=build, plan=plan, jobs=jobs, log=log)
         mismatch = first_mismatch(model, chip.arrays, want.result_arrays())
         where = locate(chip, mismatch) if mismatch is not None else None
         waveform = None
         if wave and mismatch is not None:
             waveform = _wave(plan, part, mismatch, lo, sim, build, target, log)
-    except SimulationFailed:
-        raise  # the build directory stays: its logs say why
-    except BaseException:
-        if temporary:
-            shutil.rmtree(build, ignore_errors=True)
-        raise
-    if temporary:
-        shutil.rmtree(build, ignore_errors=True)
     if mismatch is not None:
         mismatch = dataclasses.replace(mismatch, sample=mismatch.sample + lo)
     if target is not None:
@@ -812,53 +790,77 @@ def rtl_sim_axi(
     ``out``. ``gap_p`` / ``backpressure_p``: random pauses on the input / output stream.
     ``options`` are ``chip_options``'s."""
     from spikeforge.axi_sim import run_axi
-    from spikeforge.rtl.chip.top import plan_chip
     from spikeforge.rtl_flow import first_mismatch
     from spikeforge.sim import golden
-    from spikeforge.sim.flow import SimulationFailed, check_simulator
 
     start = time.perf_counter()
     check_choice("sim", sim, SIMULATORS)
     for name, p in (("gap_p", gap_p), ("backpressure_p", backpressure_p)):
         if not 0.0 <= p < 1.0:
             raise OptionError(f"{name} must be in [0, 1), got {p}")
+    target, build = _run_paths(bundle, x, labels, out, build_dir)
+    model = as_bundle(bundle)
+    array, labels = _inputs(x, labels, limit)
+    array = golden.check_input(model, array)
+    plan, want = _plan_and_golden(model, array, sim, options)
+    with _build_folder(build, "spikeforge-axi-") as build:
+        if log:
+            log(f"rtl-sim --top axi: building and running the AXI top in {build}")
+        run = run_axi(
+            plan, array, sim=sim, build_dir=build, gap_p=gap_p, backpressure_p=backpressure_p
+        )
+    mismatch = first_mismatch(model, run.arrays, want.result_arrays())
+    if target is not None:
+        _write_npz(target, run.arrays)
+    seconds = time.perf_counter() - start
+    return AxiSimResult(run, want, mismatch, labels, sim, seconds, target)
+
+
+def _run_paths(bundle, x, labels, out, build_dir) -> tuple[Path | None, Path | None]:
+    """The result file and the build folder of a run, checked before any work: neither may
+    be one of the run's inputs, and a build folder must be new, empty or an earlier build."""
     inputs = bundle_files(bundle)
     inputs += [Path(p) for p in (x, labels) if p is not None and not isinstance(p, np.ndarray)]
     target = output_file(out, inputs) if out is not None else None
     build = None
     if build_dir is not None:
         build = output_dir(build_dir, inputs, allow_nonempty=lambda p: (p / "sf_chip.v").is_file())
-    model = as_bundle(bundle)
-    array, labels = _inputs(x, labels, limit)
-    array = golden.check_input(model, array)
+    return target, build
+
+
+def _plan_and_golden(model: Bundle, x: np.ndarray, sim: str, options: dict) -> tuple[Any, Any]:
+    """The chip's plan and the golden run of ``x`` (memory and simulator checked first)."""
+    from spikeforge.rtl.chip.top import plan_chip
+    from spikeforge.sim import golden
+    from spikeforge.sim.flow import check_simulator
+
     check_memory(
-        2 * golden_bytes(model, array.shape[0]),
-        f"the run of {array.shape[0]} samples x {model.timesteps} steps",
+        2 * golden_bytes(model, x.shape[0]),
+        f"the run of {x.shape[0]} samples x {model.timesteps} steps",
     )
     plan = plan_chip(model, chip_options(**options))
     check_simulator(sim)
-    want = golden.run(model, array, first_layer_sums=plan.first_layer_sums(array))
-    temporary = build is None
-    build = build or Path(tempfile.mkdtemp(prefix="spikeforge-axi-"))
-    if log:
-        log(f"rtl-sim --top axi: building and running the AXI top in {build}")
+    return plan, golden.run(model, x, first_layer_sums=plan.first_layer_sums(x))
+
+
+@contextlib.contextmanager
+def _build_folder(build: Path | None, prefix: str):
+    """``build``, or a temporary folder that is removed afterwards unless a simulation
+    failed (its logs say why, so it stays)."""
+    from spikeforge.sim.flow import SimulationFailed
+
+    if build is not None:
+        yield build
+        return
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        run = run_axi(
-            plan, array, sim=sim, build_dir=build, gap_p=gap_p, backpressure_p=backpressure_p
-        )
+        yield folder
     except SimulationFailed:
-        raise  # the build directory stays: its logs say why
-    except BaseException:
-        if temporary:
-            shutil.rmtree(build, ignore_errors=True)
         raise
-    if temporary:
-        shutil.rmtree(build, ignore_errors=True)
-    mismatch = first_mismatch(model, run.arrays, want.result_arrays())
-    if target is not None:
-        _write_npz(target, run.arrays)
-    seconds = time.perf_counter() - start
-    return AxiSimResult(run, want, mismatch, labels, sim, seconds, target)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _wave(plan, part, mismatch, lo: int, sim: str, build: Path, target, log) -> Waveform:

@@ -98,37 +98,6 @@ def _probability(text: str) -> float:
     return value
 
 
-def _main_axi(args: argparse.Namespace, x, labels) -> int:
-    """``--top axi``: the samples through the AXI-wrapped chip."""
-    from spikeforge import api
-    from spikeforge.cli.errors import EXIT_DIFFERS, UsageError, user_errors
-
-    if args.jobs != 1 or args.shard or args.wave:
-        raise UsageError("--jobs, --shard and --wave go with --top chip (the fast harness)")
-    try:
-        result = api.rtl_sim_axi(
-            args.bundle,
-            x,
-            labels=labels,
-            limit=args.limit,
-            sim=args.sim,
-            out=args.out,
-            build_dir=args.build_dir,
-            gap_p=args.stream_pauses,
-            backpressure_p=args.stream_pauses,
-            **chip_options(args),
-            log=partial(print, flush=True),
-        )
-    except user_errors() as exc:
-        raise UsageError(str(exc)) from None
-    print(result.report())
-    print(f"wrote {args.out}")
-    if result.mismatch is not None:
-        print(f"rtl-sim: {result.mismatch}", file=sys.stderr)
-        return EXIT_DIFFERS
-    return 0
-
-
 def main(args: argparse.Namespace) -> int:
     from spikeforge import api
     from spikeforge.cli.errors import EXIT_DIFFERS, UsageError, user_errors
@@ -140,37 +109,40 @@ def main(args: argparse.Namespace) -> int:
             if args.labels:
                 raise UsageError("--labels goes with --input (a dataset split has its labels)")
             x, labels = api.dataset_split(args.bundle, args.dataset_split, args.data)
-        if args.top == "axi":
-            return _main_axi(args, x, labels)
-        if args.stream_pauses:
-            raise UsageError("--stream-pauses goes with --top axi")
-        result = api.rtl_sim(
-            args.bundle,
-            x,
-            labels=labels,
-            limit=args.limit,
-            sim=args.sim,
-            out=args.out,
-            build_dir=args.build_dir,
-            jobs=args.jobs,
-            shard=args.shard,
-            wave=args.wave,
+        common = {
+            "labels": labels,
+            "limit": args.limit,
+            "sim": args.sim,
+            "out": args.out,
+            "build_dir": args.build_dir,
             **chip_options(args),
-            log=partial(print, flush=True),  # progress lines reach a log file at once
-        )
+            "log": partial(print, flush=True),  # progress lines reach a log file at once
+        }
+        if args.top == "axi":
+            if args.jobs != 1 or args.shard or args.wave:
+                raise UsageError("--jobs, --shard and --wave go with --top chip (the fast harness)")
+            pauses = args.stream_pauses
+            result = api.rtl_sim_axi(args.bundle, x, gap_p=pauses, backpressure_p=pauses, **common)
+        else:
+            if args.stream_pauses:
+                raise UsageError("--stream-pauses goes with --top axi")
+            result = api.rtl_sim(
+                args.bundle, x, jobs=args.jobs, shard=args.shard, wave=args.wave, **common
+            )
     except user_errors() as exc:
         raise UsageError(str(exc)) from None
     print(result.report())
     print(f"wrote {args.out}")
     if result.mismatch is not None:
         print(f"rtl-sim: {result.mismatch}", file=sys.stderr)
-        print(f"rtl-sim: {result.where}", file=sys.stderr)
-        if result.waveform is not None:
-            print(f"rtl-sim: {result.waveform}", file=sys.stderr)
-        else:
-            print("rtl-sim: add --wave to write this sample's waveform", file=sys.stderr)
+        if args.top == "chip":
+            print(f"rtl-sim: {result.where}", file=sys.stderr)
+            if result.waveform is not None:
+                print(f"rtl-sim: {result.waveform}", file=sys.stderr)
+            else:
+                print("rtl-sim: add --wave to write this sample's waveform", file=sys.stderr)
         return EXIT_DIFFERS
-    if result.counter_problems:
+    if args.top == "chip" and result.counter_problems:
         print(f"rtl-sim: counter mismatch: {result.counter_problems[0]}", file=sys.stderr)
         return EXIT_DIFFERS
     return 0
