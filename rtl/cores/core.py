@@ -855,17 +855,23 @@ class _CoreGateware:
 
         A stalled GROUP rewrites the same row with the same (registered) values, so the write
         does not wait for ``advance``: the write port's address and data never depend on it.
+        A CLEAR's zero rows are written a cycle after their ZERO is issued, from registers (the
+        issue logic is not on the ``v`` write path); the last lands during CLEAR_OUT, before
+        anything can read ``v`` again.
         """
         all_lanes = (1 << self.params.lanes) - 1
+        zero = Signal(name="v_zero")
+        zero_group = Signal.like(self.op_group, name="v_zero_group")
+        m.d.sync += [zero.eq(self.op_kind == _Kind.ZERO), zero_group.eq(self.op_group)]
         with m.If(out_kind == _Kind.GROUP):
             m.d.comb += [
                 self.v_wp.addr.eq(out_group),
                 self.v_wp.data.eq(Cat(*v_next)),
                 self.v_wp.en.eq(all_lanes),
             ]
-        with m.Elif(self.op_kind == _Kind.ZERO):
+        with m.Elif(zero):
             m.d.comb += [
-                self.v_wp.addr.eq(self.op_group),
+                self.v_wp.addr.eq(zero_group),
                 self.v_wp.data.eq(0),
                 self.v_wp.en.eq(all_lanes),
             ]
