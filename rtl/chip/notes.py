@@ -64,7 +64,9 @@ def integration_note(plan: ChipPlan, verilog: str, name: str) -> str:
         "",
         f"Self-contained Verilog (`{name}.v`, top `{name}`); the trained weights, thresholds "
         "and modes are the memories' and registers' initial contents, so it runs without "
-        "programming. One clock `clk`, synchronous active-high reset `rst` (registers only).",
+        "programming. One clock `clk`, synchronous active-high reset `rst`: it resets the run "
+        "state; the configuration (the cores' registers and memories, the chip's PIM "
+        "registers) keeps what was last written.",
         "",
         "## Architecture",
         "",

@@ -35,7 +35,7 @@ from spikeforge.pim.model import PimConfig, PimLayer
 from spikeforge.rtl.chip.mapping import CoreSize, chip_placement
 from spikeforge.rtl.chip.mapping import MappingError as PlacementError
 from spikeforge.rtl.chip.pim_periphery import PeripheryParams, PimPeriphery
-from spikeforge.rtl.chip.units import Fanout, Merge, Player, stage_layout
+from spikeforge.rtl.chip.units import Fanout, Merge, Player, SkidBuffer, stage_layout
 from spikeforge.rtl.cores.conv_core import ConvCore
 from spikeforge.rtl.cores.core import COUNTER_REGS, LANE_CHOICES, Core, Op, Region, for_layer
 from spikeforge.rtl.gateware.config_bus import (
@@ -460,10 +460,11 @@ class Chip(wiring.Component):
         self.plan = plan
         self.player = Player(plan.word_bits, plan.depth, REPEAT_BITS)
         self.periphery = None
-        if plan.periphery is not None:  # with its two chip registers
+        if plan.periphery is not None:  # with its two chip registers (configuration: not reset)
             self.periphery = PimPeriphery(plan.periphery, plan.corrections)
-            self.lsb_shift = Signal(plan.periphery.shift_bits, init=plan.lsb_shift)
-            self.input_shift = Signal(plan.periphery.shift_bits, init=plan.input_shift)
+            bits = plan.periphery.shift_bits
+            self.lsb_shift = Signal(bits, init=plan.lsb_shift, reset_less=True)
+            self.input_shift = Signal(bits, init=plan.input_shift, reset_less=True)
         mon_bits = sum(3 + s.out_bits for s in plan.stages)
         super().__init__(
             {
@@ -519,10 +520,18 @@ class Chip(wiring.Component):
         return periphery.o
 
     def _stage(self, m: Module, k: int, stage: Stage, cores: list, stream):
-        """Fan the stage's input out to its cores; merge their outputs when split."""
+        """Fan the stage's input out to its cores; merge their outputs when split.
+
+        From stage 1 on, the input (the previous stage's output) passes a ``SkidBuffer`` first,
+        so no ``ready`` crosses a stage boundary combinationally.
+        """
         value = stage.value_bits > 0
         slices = [(s.first, s.size, s.in_bits) for s in stage.slices]
         m.submodules[f"fanout{k}"] = fanout = Fanout(stage.in_bits, stage.value_bits, slices)
+        if k > 0:
+            m.submodules[f"skid{k}"] = skid = SkidBuffer(stream.signature.members["payload"].shape)
+            wiring.connect(m, stream, skid.i)
+            stream = skid.o
         _connect_event(m, stream, fanout.i, value)
         for j, core in enumerate(cores):
             wiring.connect(m, getattr(fanout, f"o{j}"), core.i)

@@ -1,7 +1,7 @@
-"""Stream plumbing of the chip (``spikeforge.rtl.chip.top``): the sample player, the fan-out and
-the merge.
+"""Stream plumbing of the chip (``spikeforge.rtl.chip.top``): the sample player, the fan-out,
+the merge and the skid buffer between stages.
 
-All three speak the cores' event streams (``spikeforge.rtl.cores.core.Op`` in the low two payload
+All four speak the cores' event streams (``spikeforge.rtl.cores.core.Op`` in the low two payload
 bits) with valid/ready handshakes; none loses an event under back-pressure.
 """
 
@@ -184,4 +184,33 @@ class Merge(wiring.Component):
                 ]
                 with m.If(i.valid & i.ready & marker):
                     m.d.sync += cur.eq(0 if k == n - 1 else k + 1)
+        return m
+
+
+class SkidBuffer(wiring.Component):
+    """A two-entry stream buffer whose ``i.ready`` and ``o.valid`` are registers.
+
+    Placed between stages so that no ``ready`` crosses a stage boundary combinationally (the
+    downstream core's ``i.ready`` no longer reaches the upstream core's pipeline enable). It
+    passes one event a cycle while ``o.ready`` stays high; an event arriving while the output is
+    stalled waits in the skid register, and ``i.ready`` falls until it has moved on.
+    """
+
+    def __init__(self, layout: data.Layout):
+        self.layout = layout
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid = Signal(self.layout)  # the event taken while the output was stalled
+        empty = Signal(init=1)  # the skid register is free: ``i.ready``, a register
+        m.d.comb += self.i.ready.eq(empty)
+        with m.If(~self.o.valid | self.o.ready):  # the output register moves on
+            m.d.sync += [
+                self.o.valid.eq(~empty | self.i.valid),
+                self.o.payload.eq(Mux(empty, self.i.payload, skid)),
+                empty.eq(1),
+            ]
+        with m.Elif(self.i.valid & empty):
+            m.d.sync += [skid.eq(self.i.payload), empty.eq(0)]
         return m

@@ -486,7 +486,8 @@ class Core(wiring.Component):
 
     Memories (``amaranth.lib.memory``, synchronous read, so they map to block RAM): weights
     (``n_axons * G`` rows of ``lanes`` weights), accumulators, ``v``, thresholds and biases
-    (``G`` rows of ``lanes`` values each). The reset ``rst`` clears registers, not memories.
+    (``G`` rows of ``lanes`` values each). The reset ``rst`` clears the run state; the CTRL
+    registers and the memories (the configuration) keep what was last written.
     """
 
     #: The bundle layer kind this core runs (``for_layer``), its parameter and configuration
@@ -667,14 +668,17 @@ class _CoreGateware:
                 with m.If(self.o.ready):
                     m.next = "IDLE"
             with m.State("TICK"):
+                # The operation is presented whether or not the pipeline advances (everything
+                # that takes it is enabled by ``advance``), so read addresses never wait on it.
+                m.d.comb += self.op_group.eq(count)
+                with m.If(count == p.groups):
+                    m.d.comb += self.op_kind.eq(_Kind.TICK)
+                with m.Else():
+                    m.d.comb += self.op_kind.eq(_Kind.GROUP)
                 with m.If(self.advance):
-                    m.d.comb += self.op_group.eq(count)
                     m.d.sync += count.eq(count + 1)
                     with m.If(count == p.groups):
-                        m.d.comb += self.op_kind.eq(_Kind.TICK)
                         m.next = "TICK_WAIT"
-                    with m.Else():
-                        m.d.comb += self.op_kind.eq(_Kind.GROUP)
             with m.State("TICK_WAIT"):
                 with m.If(self.tick_done):
                     m.next = "IDLE"
@@ -881,14 +885,17 @@ class _CoreGateware:
         return self.acc_now[lane]
 
     def _out_mux(self, m: Module, emitter: SpikeEmitter) -> None:
-        """The out stream: the emitter's events, or a forwarded CLEAR."""
+        """The out stream: the emitter's events, or a forwarded CLEAR. The emitter is idle
+        while a CLEAR goes out (a CLEAR is accepted only after the step's TICK has left), so
+        its ``o.ready`` is the out stream's without ``clear_out``: the pipeline's ``advance``
+        does not depend on the engine state."""
+        m.d.comb += emitter.o.ready.eq(self.o.ready)
         with m.If(self.clear_out):
             m.d.comb += [self.o.valid.eq(1), self.o.payload.op.eq(Op.CLEAR)]
         with m.Else():
             m.d.comb += [
                 self.o.valid.eq(emitter.o.valid),
                 self.o.payload.eq(emitter.o.payload),
-                emitter.o.ready.eq(self.o.ready),
             ]
         fire = emitter.o.valid & self.o.ready & ~self.clear_out
         m.d.comb += self.tick_done.eq(fire & (emitter.o.payload.op == Op.TICK))

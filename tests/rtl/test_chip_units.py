@@ -1,12 +1,13 @@
 """The chip's stream units (``spikeforge.rtl.chip.units``) under random back-pressure: every
-event reaches its slices exactly once and in order, and no ``valid`` depends on a ``ready``."""
+event reaches its slices exactly once and in order, and no ``valid`` depends on a ``ready``; the
+skid buffer's ``i.ready`` and ``o.valid`` are registers."""
 
 from __future__ import annotations
 
 import random
 
 from amaranth.sim import Simulator
-from spikeforge.rtl.chip.units import Fanout, Merge
+from spikeforge.rtl.chip.units import Fanout, Merge, SkidBuffer, stage_layout
 from spikeforge.rtl.cores.core import Op
 
 SLICES = [(0, 5, 3), (5, 7, 3), (12, 4, 2)]  # (first neuron, count, index bits)
@@ -121,3 +122,56 @@ def test_merge_keeps_slice_order_and_one_marker_under_back_pressure():
     sim.run()
     assert got == want and len(want) > 100
     assert not any(queues)
+
+
+def _skid_run(events, p_valid: float, p_ready: float, seed: int):
+    """Drive a ``SkidBuffer`` with ``events`` (random gaps in, random back-pressure out);
+    returns what left it, the cycles taken and how many register checks were made."""
+    rng = random.Random(seed)
+    dut = SkidBuffer(stage_layout(6))
+    got, checks = [], {"registered": 0, "cycles": 0}
+
+    async def bench(ctx):
+        pending = list(events)
+        while len(got) < len(events) and checks["cycles"] < 20 * len(events):
+            # Both sides' inputs change within the cycle: the outputs must not follow.
+            outs = []
+            for _ in range(2):
+                present = bool(pending) and rng.random() < p_valid
+                ctx.set(dut.i.valid, present)
+                if pending:
+                    ctx.set(dut.i.payload.op, pending[0][0])
+                    ctx.set(dut.i.payload.index, pending[0][1])
+                ctx.set(dut.o.ready, rng.random() < p_ready)
+                outs.append((ctx.get(dut.i.ready), ctx.get(dut.o.valid), ctx.get(dut.o.payload)))
+            assert outs[0] == outs[1]
+            checks["registered"] += 1
+            if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
+                got.append((Op(ctx.get(dut.o.payload.op)), ctx.get(dut.o.payload.index)))
+            if present and ctx.get(dut.i.ready):
+                pending.pop(0)
+            checks["cycles"] += 1
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return got, checks
+
+
+def test_skid_buffer_keeps_every_event_once_in_order_with_registered_handshake():
+    rng = random.Random(13)
+    ops = [Op.SPIKE, Op.SPIKE, Op.TICK, Op.CLEAR, Op.LOAD]
+    events = [(rng.choice(ops), rng.randrange(64)) for _ in range(600)]
+    for seed, (p_valid, p_ready) in enumerate([(0.7, 0.5), (0.9, 0.9), (0.4, 0.3), (1.0, 0.6)]):
+        got, checks = _skid_run(events, p_valid, p_ready, seed)
+        assert got == events and len(got) == 600
+        assert checks["registered"] == checks["cycles"] > 600
+
+
+def test_skid_buffer_passes_one_event_a_cycle_when_never_stalled():
+    events = [(Op.SPIKE, k % 64) for k in range(200)]
+    got, checks = _skid_run(events, 1.0, 1.0, 0)
+    assert got == events
+    assert checks["cycles"] == len(events) + 1  # one cycle of latency, then one a cycle
