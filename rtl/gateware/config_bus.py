@@ -3,9 +3,9 @@ the decoder that routes one bus to several targets.
 
 An access is ``valid``/``write``/``addr``/``wdata``, taken in a cycle with ``ready`` high; a
 read's data come back on ``rdata`` with ``rvalid`` a fixed number of cycles after it was taken
-(``CFG_READ_LATENCY`` at a core, one more through a ``ConfigDecoder``), so reads may follow back
-to back. Every target answers from a register, and so does the decoder: no read path runs
-combinationally from one target's memories through the decoder to the bus.
+(``CFG_READ_LATENCY`` at a core, ``DECODER_LATENCY`` more through a ``ConfigDecoder``), so reads
+may follow back to back. Every target answers from a register, and so does the decoder: no
+read path runs combinationally from one target's memories through the decoder to the bus.
 
 An address is a record of unsigned fields (``address_layout``), the first in the lowest bits: a
 core's ``index``, ``axon``, ``region`` (``spikeforge.rtl.cores.core.CoreParams.cfg_layout``),
@@ -24,8 +24,9 @@ CFG_DATA_BITS = 32
 #: Cycles from a read's acceptance by a target (a core, the chip registers) to its
 #: ``rvalid``/``rdata``: the data are selected in the second cycle and registered.
 CFG_READ_LATENCY = 3
-#: Cycles a ``ConfigDecoder`` adds: the addressed target's answer is registered.
-DECODER_LATENCY = 1
+#: Cycles a ``ConfigDecoder`` adds: each target's answer is registered where it arrives, then
+#: their OR is registered (the path across the chip to the bus gets a cycle of its own).
+DECODER_LATENCY = 2
 
 
 def config_signature(addr_bits: int) -> wiring.Signature:
@@ -75,10 +76,10 @@ class ConfigDecoder(wiring.Component):
 
     Target ``k`` sees ``valid`` for its own addresses only, and the low ``widths[k]`` bits of
     ``sub`` as its address; ``write`` and ``wdata`` go to every target. ``ready`` is the
-    addressed target's (low past the last target); ``rvalid`` and ``rdata`` are those of the
-    target addressed ``CFG_READ_LATENCY`` cycles before (the one answering a read taken then),
-    picked by a one-hot AND-OR and registered: they reach the bus ``DECODER_LATENCY`` cycle
-    later.
+    addressed target's (low past the last target). Only the target that took a read raises
+    ``rvalid``, ``CFG_READ_LATENCY`` cycles later: its ``rdata``, gated by its ``rvalid``, is
+    registered, the OR of all targets' registered answers is registered again, and so an answer
+    reaches the bus ``DECODER_LATENCY`` (2) cycles after it left its target.
     """
 
     def __init__(self, sub_bits: int, widths: list[int]):
@@ -98,7 +99,6 @@ class ConfigDecoder(wiring.Component):
         m = Module()
         bus = self.cfg
         addr = self.layout(bus.addr)
-        answering = delayed(m, addr.target, CFG_READ_LATENCY, "cfg_r_target")
         rvalid, rdata = [], []
         for k in range(self.n_targets):
             port = self.target(k)
@@ -110,10 +110,14 @@ class ConfigDecoder(wiring.Component):
             ]
             with m.If(addr.target == k):
                 m.d.comb += bus.ready.eq(port.ready)
-            picked = Signal(name=f"answering_{k}")
-            m.d.comb += picked.eq(answering == k)
-            rvalid.append(port.rvalid & picked)
-            rdata.append(port.rdata & picked.replicate(CFG_DATA_BITS))
+            answer_valid = Signal(name=f"answer_valid_{k}")
+            answer = Signal(CFG_DATA_BITS, name=f"answer_{k}")
+            m.d.sync += [
+                answer_valid.eq(port.rvalid),
+                answer.eq(port.rdata & port.rvalid.replicate(CFG_DATA_BITS)),
+            ]
+            rvalid.append(answer_valid)
+            rdata.append(answer)
         m.d.sync += [
             bus.rvalid.eq(Cat(*rvalid).any()),
             bus.rdata.eq(_or_tree(rdata)),

@@ -75,19 +75,21 @@ def test_cores_and_chip_share_one_signature():
 
 
 def test_decoder_routes_accesses_and_answers_from_the_read_target():
-    """Random traffic, targets answering at random: every cycle, each target's ``valid``/``addr``
-    and the bus' ``ready`` match the rule, and ``rvalid``/``rdata`` are, a register later, those
-    of the target addressed ``CFG_READ_LATENCY`` cycles before; addresses past the last target
-    reach no target."""
+    """Random traffic; each target answers the reads it took ``CFG_READ_LATENCY`` cycles later
+    (random data, and random garbage on ``rdata`` while ``rvalid`` is low). Every cycle, each
+    target's ``valid``/``addr`` and the bus' ``ready`` match the rule, and the bus' ``rvalid``/
+    ``rdata`` are the answering target's, ``DECODER_LATENCY`` cycles after it gave them, or
+    ``(0, 0)``; addresses past the last target reach no target."""
     widths = [3, 5, 2]
     sub_bits = 5
     dut = ConfigDecoder(sub_bits, widths)
     targets = [dut.target(k) for k in range(len(widths))]
     rng = random.Random(17)
-    counts = {"cycles": 0, "selected": 0, "beyond": 0, "answers": 0}
+    counts = {"cycles": 0, "selected": 0, "beyond": 0, "answers": 0, "idle": 0}
 
     async def bench(ctx):
-        history, answered = [], []
+        took: list[int | None] = []  # per cycle: the target that took a read, if any
+        given: list[tuple[int, int]] = []  # per cycle: the answer on the bus side of the targets
         for _ in range(600):
             target, sub = rng.randrange(4), rng.randrange(1 << sub_bits)  # target 3: none
             valid, write, wdata = rng.randrange(2), rng.randrange(2), rng.getrandbits(32)
@@ -95,30 +97,28 @@ def test_decoder_routes_accesses_and_answers_from_the_read_target():
             ctx.set(dut.cfg.write, write)
             ctx.set(dut.cfg.addr, pack_address(dut.layout, target=target, sub=sub))
             ctx.set(dut.cfg.wdata, wdata)
-            answers = []
-            for port in targets:
-                answer = (rng.randrange(2), rng.randrange(2), rng.getrandbits(32))
-                ctx.set(port.ready, answer[0])
-                ctx.set(port.rvalid, answer[1])
-                ctx.set(port.rdata, answer[2])
-                answers.append(answer)
-            history.append(target)
-            answered.append(answers)
+            readies = [rng.randrange(2) for _ in targets]
+            answering = took[-CFG_READ_LATENCY] if len(took) >= CFG_READ_LATENCY else None
+            answer = (0, 0)
+            for k, port in enumerate(targets):
+                data = rng.getrandbits(32)
+                ctx.set(port.ready, readies[k])
+                ctx.set(port.rvalid, int(answering == k))
+                ctx.set(port.rdata, data)
+                if answering == k:
+                    answer = (1, data)
+            given.append(answer)
             for k, (port, width) in enumerate(zip(targets, widths, strict=True)):
                 assert ctx.get(port.valid) == (valid and target == k)
                 assert ctx.get(port.addr) == sub & ((1 << width) - 1)
                 assert (ctx.get(port.write), ctx.get(port.wdata)) == (write, wdata)
             selected = target < len(widths)
-            assert ctx.get(dut.cfg.ready) == (answers[target][0] if selected else 0)
-            back = CFG_READ_LATENCY + DECODER_LATENCY
-            if len(history) > back:
-                earlier = history[-1 - back]  # the read the targets answered in the last cycle
-                got = (ctx.get(dut.cfg.rvalid), ctx.get(dut.cfg.rdata))
-                if earlier < len(widths):
-                    assert got == answered[-1 - DECODER_LATENCY][earlier][1:]
-                    counts["answers"] += 1
-                else:
-                    assert got == (0, 0)
+            assert ctx.get(dut.cfg.ready) == (readies[target] if selected else 0)
+            took.append(target if selected and valid and not write and readies[target] else None)
+            if len(given) > DECODER_LATENCY:
+                want = given[-1 - DECODER_LATENCY]
+                assert (ctx.get(dut.cfg.rvalid), ctx.get(dut.cfg.rdata)) == want
+                counts["answers" if want[0] else "idle"] += 1
             counts["cycles"] += 1
             counts["selected" if selected else "beyond"] += 1
             await ctx.tick()
@@ -127,7 +127,8 @@ def test_decoder_routes_accesses_and_answers_from_the_read_target():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    assert counts["cycles"] == 600 and counts["beyond"] > 100 and counts["answers"] > 400
+    assert counts["cycles"] == 600 and counts["beyond"] > 100
+    assert counts["answers"] > 40 and counts["idle"] > 300
 
 
 def test_decoder_refuses_a_target_wider_than_sub():
