@@ -446,7 +446,7 @@ class Chip(wiring.Component):
       ``CLEAR``, then the words ``passes`` times. ``busy`` stays high until the last layer has
       finished its last step.
     * ``cfg`` (``valid``, ``write``, ``addr``, ``wdata`` -> ``ready``, ``rvalid``, ``rdata``
-      ``CHIP_READ_LATENCY`` (6) cycles after a read was accepted; reads may follow back to
+      ``CHIP_READ_LATENCY`` (5) cycles after a read was accepted; reads may follow back to
       back): ``addr = target << sub_bits | sub``; target ``k < n_cores`` is core ``k``'s
       configuration port (``spikeforge.rtl.cores.core.Region``), target ``n_cores`` the chip
       registers: sub 0 ``lsb_shift``, sub 1 ``input_shift``, sub ``2^(sub_bits-1) + c`` the
