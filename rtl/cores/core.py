@@ -451,8 +451,8 @@ class Core(wiring.Component):
 
     **Configuration port** ``cfg`` (accepted only between events; it wins over ``i``):
     ``valid/write/addr/wdata -> ready``; a read's data is on ``rdata`` with ``rvalid``
-    ``CFG_READ_LATENCY`` (4) cycles after the read was accepted (reads may follow back to back;
-    the data are those of stage 2, registered twice).
+    ``CFG_READ_LATENCY`` (3) cycles after the read was accepted (reads may follow back to back;
+    the data are those of stage 2, registered).
     ``addr = region << (axon_bits + index_bits) | axon << index_bits | index``
     (``CoreParams.addr``); regions ``Region``: CTRL registers ``Reg`` (modes, lam, frac, k,
     input_shift, global theta, four read-only counters), WEIGHT (axon, neuron), THETA, BIAS,
@@ -964,17 +964,18 @@ class _CoreGateware:
 
     def _cfg_reads(self, m: Module, read, region, index, axon, group, lane) -> None:
         """Point the read ports at the addressed row (as stage 0 of a no-op operation, so the
-        accumulator read is forwarded like any other); in stage 2, two cycles after the read,
-        pick the lane of every region (and the CTRL register) into registers; a cycle later
-        pick the region into the answer register (``CFG_READ_LATENCY`` 4). Two register levels,
-        so no path runs from a lane across the core into the answer in one cycle."""
+        accumulator read is forwarded like any other); select region and lane in stage 2, from
+        registers, two cycles after the read, and answer from a register a cycle later
+        (``CFG_READ_LATENCY``)."""
         p, cfg = self.params, self.cfg
-        stage = 2  # where the rows and the counters are read
+        stage = CFG_READ_LATENCY - 1  # where the rows and the counters are read
         with m.If(read):
             self._cfg_point(m, axon, group)
         sel = {"region": region, "index": index, "lane": lane}
         sel2 = {k: delayed(m, v, stage, f"cfg_r_{k}") for k, v in sel.items()}
-        m.d.sync += cfg.rvalid.eq(delayed(m, read, CFG_READ_LATENCY - 1, "cfg_rvalid"))
+        m.d.sync += cfg.rvalid.eq(delayed(m, read, stage, "cfg_rvalid"))
+        answer = Signal.like(cfg.rdata, name="cfg_answer")
+        m.d.sync += cfg.rdata.eq(answer)
         r_lane = sel2["lane"]
         sources = {
             region_code: (rows, r_lane)
@@ -988,26 +989,15 @@ class _CoreGateware:
         }
         sources = {k: ([rows[j] for j in range(p.lanes)], s) for k, (rows, s) in sources.items()}
         sources[Region.ACC] = self._acc_cfg_read(m, read, index, group, r_lane)
-        picked = {}
-        ctrl = Signal(CFG_DATA_BITS, name="cfg_pick_ctrl")
-        with m.Switch(sel2["index"]):
-            for reg, value in {**self._ctrl_registers(), **self.counters}.items():
-                with m.Case(reg):
-                    m.d.sync += ctrl.eq(value)
-            with m.Default():
-                m.d.sync += ctrl.eq(0)
-        picked[Region.CTRL] = ctrl
-        for region_code, (values, select) in sources.items():
-            lane_value = Signal(CFG_DATA_BITS, name=f"cfg_pick_{region_code.name.lower()}")
-            m.d.sync += lane_value.eq(_pick(m, values, select))
-            picked[region_code] = lane_value
-        region3 = delayed(m, sel2["region"], 1, "cfg_r_region3")
-        with m.Switch(region3):
-            for region_code, value in picked.items():
+        with m.Switch(sel2["region"]):
+            with m.Case(Region.CTRL):
+                with m.Switch(sel2["index"]):
+                    for reg, value in {**self._ctrl_registers(), **self.counters}.items():
+                        with m.Case(reg):
+                            m.d.comb += answer.eq(value)
+            for region_code, (values, select) in sources.items():
                 with m.Case(region_code):
-                    m.d.sync += cfg.rdata.eq(value)
-            with m.Default():
-                m.d.sync += cfg.rdata.eq(0)
+                    m.d.comb += answer.eq(_pick(m, values, select))
 
     def _cfg_point(self, m: Module, axon, group) -> None:
         """Issue a configuration read's rows (``axon``'s weights, lane group ``group``)."""

@@ -22,9 +22,8 @@ from spikeforge.rtl.gateware.widths import index_bits
 #: Width of the data buses.
 CFG_DATA_BITS = 32
 #: Cycles from a read's acceptance by a target (a core, the chip registers) to its
-#: ``rvalid``/``rdata``: a core samples the data two cycles after the read and registers them
-#: twice (lane pick, then region pick).
-CFG_READ_LATENCY = 4
+#: ``rvalid``/``rdata``: the data are selected in the second cycle and registered.
+CFG_READ_LATENCY = 3
 #: Cycles a ``ConfigDecoder`` adds: each target's answer is registered where it arrives, then
 #: their OR is registered (the path across the chip to the bus gets a cycle of its own).
 DECODER_LATENCY = 2
