@@ -370,7 +370,7 @@ def _simulate(ks, simulator: str, tmp_path: Path) -> tuple[int, int]:
 
 
 def test_degenerate_chips_match_golden(simulator, tmp_path):
-    """The default run's chips (``DEFAULT``): every feed, one neuron, the issue's 1x1 conv, the
+    """The default run's chips (``DEFAULT``): every feed, one neuron, a 1x1 conv, the
     extreme widths and a split layer, under the simulator."""
     _, spikes = _simulate(DEFAULT, simulator, tmp_path)
     assert spikes > 30
