@@ -10,8 +10,8 @@ from spikeforge.rtl.axi.registers import (
     markdown,
 )
 from spikeforge.rtl.axi.top import RECORD_EXTRA_WORDS, stream_bits
-from spikeforge.rtl.chip.notes import ports, word_format
-from spikeforge.rtl.chip.top import ChipPlan, chip_summary
+from spikeforge.rtl.chip.notes import architecture_and_ports, word_format
+from spikeforge.rtl.chip.top import ChipPlan
 
 
 def timing_diagram(n_words: int, n_out: int) -> list[str]:
@@ -60,8 +60,7 @@ def instantiation(name: str, in_bits: int, addr_bits: int) -> list[str]:
 
 def axi_integration_note(plan: ChipPlan, regs: RegisterMap, verilog: str, name: str) -> str:
     """Markdown: the wrapped chip's ports, formats, timing, register map and an instance."""
-    b = plan.bundle
-    n_out = b.layers[-1].n_out
+    n_out = plan.bundle.layers[-1].n_out
     in_bits = stream_bits(plan.word_bits)
     words = plan.depth
     lines = [
@@ -75,19 +74,7 @@ def axi_integration_note(plan: ChipPlan, regs: RegisterMap, verilog: str, name: 
         "configuration (the cores' registers and memories, the chip's PIM registers) keeps "
         "what was last written, so a reset never mixes old and new settings.",
         "",
-        "## Architecture",
-        "",
-        *[f"    {line}" for line in chip_summary(plan)],
-        "",
-        f"Network: {len(b.layers)} layers, T = {b.timesteps} steps, input "
-        f"{list(b.input.shape)} ({b.input.encoding}), {n_out} outputs.",
-        "",
-        "## Ports",
-        "",
-        "| direction | width | name |",
-        "|---|---|---|",
-        *[f"| {d} | {w} | `{n}` |" for d, w, n in ports(verilog, name)],
-        "",
+        *architecture_and_ports(plan, verilog, name),
         "## Input stream (`s_axis`)",
         "",
         f"A sample is one packet of at most {words} words (`DEPTH`), TLAST on its last. "

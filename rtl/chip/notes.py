@@ -54,9 +54,28 @@ def word_format(plan: ChipPlan) -> list[str]:
     ]
 
 
+def architecture_and_ports(plan: ChipPlan, verilog: str, name: str) -> list[str]:
+    """The note's "Architecture" and "Ports" sections (Markdown lines), for any chip top."""
+    b = plan.bundle
+    return [
+        "## Architecture",
+        "",
+        *[f"    {line}" for line in chip_summary(plan)],
+        "",
+        f"Network: {len(b.layers)} layers, T = {b.timesteps} steps, input "
+        f"{list(b.input.shape)} ({b.input.encoding}), {b.layers[-1].n_out} outputs.",
+        "",
+        "## Ports",
+        "",
+        "| direction | width | name |",
+        "|---|---|---|",
+        *[f"| {d} | {w} | `{n}` |" for d, w, n in ports(verilog, name)],
+        "",
+    ]
+
+
 def integration_note(plan: ChipPlan, verilog: str, name: str) -> str:
     """Markdown: what the design is, its ports, how to feed a sample and read the result."""
-    b = plan.bundle
     last = plan.stages[-1]
     base = plan.n_cores - len(last.slices)
     lines = [
@@ -68,19 +87,7 @@ def integration_note(plan: ChipPlan, verilog: str, name: str) -> str:
         "state; the configuration (the cores' registers and memories, the chip's PIM "
         "registers) keeps what was last written.",
         "",
-        "## Architecture",
-        "",
-        *[f"    {line}" for line in chip_summary(plan)],
-        "",
-        f"Network: {len(b.layers)} layers, T = {b.timesteps} steps, input "
-        f"{list(b.input.shape)} ({b.input.encoding}).",
-        "",
-        "## Ports",
-        "",
-        "| direction | width | name |",
-        "|---|---|---|",
-        *[f"| {d} | {w} | `{n}` |" for d, w, n in ports(verilog, name)],
-        "",
+        *architecture_and_ports(plan, verilog, name),
         "## Feeding a sample",
         "",
         f"1. Write the sample's words into the input buffer ({plan.depth} words of "
